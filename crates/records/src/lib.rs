@@ -1,0 +1,286 @@
+//! Records: the one vocabulary shared by the firmware, the host simulator and
+//! the report builder.
+//!
+//! Data flows one way: a replay (on the Pi, under QEMU or in the simulator)
+//! emits [`Record`]s; the host feeds them to a [`Collector`], which yields a
+//! [`Report`]. On the wire each record is serialized with postcard and carried
+//! in one defmt message; in `report.json` the same types are written with
+//! serde_json. Field names of [`Report`] and [`RunResult`] follow DESIGN.md
+//! section 5a.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+mod collect;
+mod hex;
+mod names;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde::{Deserialize, Serialize};
+
+pub use collect::{Collector, CollectError, RunDetail};
+pub use names::{MoverKind, ParseNameError, Policy};
+
+/// Version of the wire protocol; the host refuses a stream of another version.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Where the numbers of a report came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The host simulator with a modelled mover.
+    Sim,
+    /// The firmware under QEMU: timings are emulation timings.
+    Qemu,
+    /// The firmware on a real Raspberry Pi 3.
+    Hardware,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Sim => "sim",
+            Source::Qemu => "qemu",
+            Source::Hardware => "hardware",
+        }
+    }
+}
+
+/// A range of physical memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemRange {
+    #[serde(with = "hex::u64")]
+    pub base: u64,
+    pub size: u64,
+}
+
+/// What the VideoCore firmware and the CPU say about the board. Every field the
+/// firmware did not answer is `None` ("unavailable"), never zero.
+#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct Platform {
+    #[serde(with = "hex::opt_u32")]
+    pub board_revision: Option<u32>,
+    #[serde(with = "hex::opt_u32")]
+    pub board_model: Option<u32>,
+    #[serde(with = "hex::opt_u64")]
+    pub board_serial: Option<u64>,
+    #[serde(with = "hex::opt_u32")]
+    pub firmware_revision: Option<u32>,
+    pub arm_memory: Option<MemRange>,
+    pub vc_memory: Option<MemRange>,
+    pub arm_clock_hz: Option<u32>,
+    pub arm_max_clock_hz: Option<u32>,
+    pub core_clock_hz: Option<u32>,
+    pub uart_clock_hz: Option<u32>,
+    /// CNTFRQ_EL0, read at run time.
+    pub timer_hz: u64,
+    /// SoC temperature in millidegrees Celsius.
+    pub temperature_mc: Option<u32>,
+    #[serde(with = "hex::opt_u32")]
+    pub dma_channel_mask: Option<u32>,
+    /// The DMA channel the mover uses (None: no usable channel, CPU mover only).
+    pub dma_channel: Option<u8>,
+    /// `true` under QEMU, `false` on silicon.
+    pub emulated: bool,
+    /// How `emulated` was decided, in words.
+    pub detection: String,
+    /// The contiguous pool carved out of ARM memory.
+    pub pool: Option<MemRange>,
+    /// The backing heap for overflow buffers.
+    pub heap: Option<MemRange>,
+}
+
+impl Platform {
+    pub fn source(&self) -> Source {
+        if self.emulated {
+            Source::Qemu
+        } else {
+            Source::Hardware
+        }
+    }
+}
+
+/// The trace a run replayed.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TraceInfo {
+    pub name: String,
+    pub events: u64,
+    pub buffers: u64,
+    pub peak_live_bytes: u64,
+}
+
+/// The clock that timed a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timer {
+    /// For example "CNTPCT_EL0", "PMU cycle counter" or "model (virtual ns)".
+    pub name: String,
+    pub hz: u64,
+}
+
+/// Latency percentiles in nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Latency {
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+/// Move latency for moves of one size class.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SizeClassLatency {
+    /// Inclusive upper bound of the class in bytes (moves of `<= max_bytes`).
+    pub max_bytes: u64,
+    pub moves: u64,
+    pub bytes: u64,
+    pub latency_ns: Latency,
+}
+
+/// Bytes moved, by kind of move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct BytesByKind {
+    /// Overflow to pool (content copied in).
+    pub page_in: u64,
+    /// Pool to overflow.
+    pub page_out: u64,
+    /// Pool to pool (compaction, defragmentation).
+    pub compaction: u64,
+    /// Bytes dropped by purges (not copied).
+    pub purged: u64,
+}
+
+/// The result of one run: one policy, one mover, one pool size, one trace.
+/// Field names are those of DESIGN.md section 5a.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub policy: Policy,
+    pub mover: MoverKind,
+    pub pool_bytes: u64,
+    /// Events replayed.
+    pub events: u64,
+    pub rule1_failures: u64,
+    pub page_ins: u64,
+    pub page_outs: u64,
+    pub purges: u64,
+    pub compaction_moves: u64,
+    /// Every move that copied content (page-ins, page-outs, compaction moves).
+    pub moves: u64,
+    pub bytes_moved: u64,
+    pub bytes_by_kind: BytesByKind,
+    pub peak_used_bytes: u64,
+    pub peak_overflow_bytes: u64,
+    /// 1 - largest_free_hole / total_free (0 when nothing is free), averaged over events.
+    pub mean_fragmentation: f64,
+    /// Wall time of the replay on the run's timer.
+    pub replay_ns: u64,
+    /// DMA moves redone by the CPU after an error or a timeout.
+    pub dma_fallbacks: u64,
+    /// Time the replay waited for moves in flight.
+    pub stall_ns: u64,
+    pub move_latency_ns: Latency,
+    pub latency_by_size: Vec<SizeClassLatency>,
+    /// Bytes per second over the summed move latencies (0 when nothing moved).
+    pub throughput_bytes_per_s: u64,
+    pub verified_pages: u64,
+    pub corrupted_pages: u64,
+    pub timer: Timer,
+}
+
+/// Pool occupancy after one event.
+#[derive(Clone, Copy, Debug, PartialEq, Default, Serialize, Deserialize)]
+pub struct Sample {
+    /// Index of the event (0-based) after which this was taken.
+    pub event: u64,
+    pub time_us: u64,
+    pub used_bytes: u64,
+    pub overflow_bytes: u64,
+    pub largest_hole: u64,
+    pub holes: u32,
+    pub fragmentation: f32,
+}
+
+/// How a buffer is drawn in the pool animation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BufferState {
+    Movable,
+    Pinned,
+    Unmoveable,
+}
+
+/// One buffer in a snapshot: `offset` is its pool offset (resident) or its
+/// position in the overflow bar (non-resident).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotBuffer {
+    pub buffer: u32,
+    pub offset: u64,
+    pub size: u64,
+    pub state: BufferState,
+}
+
+/// The whole pool and overflow at one moment.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub event: u64,
+    pub time_us: u64,
+    pub resident: Vec<SnapshotBuffer>,
+    pub overflow: Vec<SnapshotBuffer>,
+}
+
+/// One timed move, for the latency-against-size chart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveSample {
+    pub bytes: u64,
+    pub latency_ns: u64,
+}
+
+/// Everything a replay streams to the host, in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Record {
+    /// First record of a stream.
+    Hello { protocol: u16, firmware: String },
+    /// The board (absent in simulation).
+    Platform(Platform),
+    /// The trace about to be replayed.
+    Trace(TraceInfo),
+    /// A run begins; `run` numbers runs from 0 within the stream.
+    RunStart { run: u16, policy: Policy, mover: MoverKind, pool_bytes: u64, events: u64 },
+    /// `events_done` of the run's events have been replayed.
+    Progress { run: u16, events_done: u64 },
+    /// Sampled occupancy.
+    Sample { run: u16, sample: Sample },
+    /// Sampled pool picture for the animation.
+    Snapshot { run: u16, snapshot: Snapshot },
+    /// Sampled move timings.
+    Moves { run: u16, moves: Vec<MoveSample> },
+    /// A data mismatch found by verification (the first few per run).
+    Corruption { run: u16, buffer: u32, page: u64, expected: u64, found: u64 },
+    /// A run ended.
+    RunEnd { run: u16, result: RunResult },
+    /// A self-test on the target finished (`cargo xtask test`).
+    Check { name: String, passed: bool, detail: String },
+    /// The stream ends; the firmware exits with `exit_code` next.
+    Finished { exit_code: u32 },
+}
+
+impl Record {
+    /// Serializes for the wire (postcard).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, postcard::Error> {
+        postcard::to_allocvec(self)
+    }
+
+    /// Parses one record from the wire.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+/// What `report.json` holds: DESIGN.md section 5a.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub source: Source,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    pub trace: TraceInfo,
+    pub runs: Vec<RunResult>,
+}

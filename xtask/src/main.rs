@@ -1,0 +1,59 @@
+//! `cargo xtask <verb>`: everything a user or CI does, in one place.
+
+mod decode;
+mod firmware;
+mod qemu;
+mod report_cmd;
+mod run;
+mod setup;
+mod sim;
+mod test;
+mod trace_cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Pool testbed: build, run and report", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the firmware: ELF and kernel8.img.
+    Build(firmware::BuildArgs),
+    /// Build the firmware, boot it under QEMU raspi3b, decode its output and write the report.
+    Run(run::RunArgs),
+    /// Host tests, then the tests that run on the target under QEMU.
+    Test(test::TestArgs),
+    /// Replay a trace through the pool core on the host with a modelled mover.
+    Sim(sim::SimArgs),
+    /// Check a trace or print its statistics.
+    Trace(trace_cmd::TraceArgs),
+    /// Render a saved report.json (or record stream) again.
+    Report(report_cmd::ReportArgs),
+    /// Show two results side by side, with their differences.
+    Compare(report_cmd::CompareArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Build(args) => firmware::run(args).map(|_| ExitCode::SUCCESS),
+        Command::Run(args) => run::run(args),
+        Command::Test(args) => test::run(args),
+        Command::Sim(args) => sim::run(args),
+        Command::Trace(args) => trace_cmd::run(args),
+        Command::Report(args) => report_cmd::report(args),
+        Command::Compare(args) => report_cmd::compare(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
