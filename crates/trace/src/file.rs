@@ -1,0 +1,322 @@
+//! Reading logs from files and other byte streams (`std` only).
+
+use crate::binary::{self, EncodeError};
+use crate::problem::{Mode, Problem, Warnings};
+use crate::stats::{Stats, StatsBuilder};
+use crate::validate::{Validator, MAX_LINE};
+use crate::Event;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// Why a trace file could not be read, parsed or compiled.
+#[derive(Debug)]
+pub enum Error {
+    /// The file could not be opened or read (or its gzip stream is corrupt).
+    Io {
+        path: Option<PathBuf>,
+        source: io::Error,
+    },
+    /// A problem in the log (strict mode).
+    Trace(Problem),
+    /// The events could not be encoded (e.g. the name is too long).
+    Encode(EncodeError),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io {
+                path: Some(path),
+                source,
+            } => write!(f, "cannot read {}: {source}", path.display()),
+            Error::Io { path: None, source } => write!(f, "cannot read trace: {source}"),
+            Error::Trace(problem) => problem.fmt(f),
+            Error::Encode(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Trace(p) => Some(p),
+            Error::Encode(e) => Some(e),
+        }
+    }
+}
+
+impl From<Problem> for Error {
+    fn from(p: Problem) -> Self {
+        Error::Trace(p)
+    }
+}
+
+impl From<EncodeError> for Error {
+    fn from(e: EncodeError) -> Self {
+        Error::Encode(e)
+    }
+}
+
+/// Streaming parser over any [`BufRead`]: yields validated events one by
+/// one, in memory bounded by the live buffers, whatever the log's length.
+///
+/// Lines are parsed in place in the reader's buffer when they fit in it, so
+/// there is no allocation per line. In strict mode the first problem is
+/// yielded as `Err` and the iterator ends; an I/O error ends it in any mode.
+pub struct Parser<R> {
+    reader: R,
+    /// A line split across reader buffers, or cut at [`MAX_LINE`].
+    partial: Vec<u8>,
+    overlong: bool,
+    validator: Validator,
+    path: Option<PathBuf>,
+    done: bool,
+}
+
+impl<R: BufRead> Parser<R> {
+    /// A parser reading `reader` from its current position.
+    pub fn new(reader: R, mode: Mode) -> Self {
+        Parser {
+            reader,
+            partial: Vec::new(),
+            overlong: false,
+            validator: Validator::new(mode),
+            path: None,
+            done: false,
+        }
+    }
+
+    /// The validator: warnings so far, current line number, buffers created.
+    pub fn validator(&self) -> &Validator {
+        &self.validator
+    }
+
+    /// Warnings so far.
+    pub fn warnings(&self) -> &Warnings {
+        self.validator.warnings()
+    }
+
+    /// Gives the warnings up once the events are consumed.
+    pub fn into_warnings(self) -> Warnings {
+        self.validator.into_warnings()
+    }
+
+    fn io_error(&mut self, source: io::Error) -> Error {
+        self.done = true;
+        Error::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn feed_partial(&mut self) -> Result<Option<Event>, Problem> {
+        let result = if self.overlong {
+            self.validator.feed_overlong(&self.partial)
+        } else {
+            self.validator.feed(&self.partial)
+        };
+        self.partial.clear();
+        self.overlong = false;
+        result
+    }
+
+    fn step(&mut self) -> Result<Option<Option<Event>>, Error> {
+        let available = match self.reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Some(None)),
+            Err(e) => return Err(self.io_error(e)),
+        };
+        if available.is_empty() {
+            // End of input: a last line without a newline still counts.
+            if self.partial.is_empty() && !self.overlong {
+                return Ok(None);
+            }
+            return Ok(Some(self.feed_partial()?));
+        }
+        match memchr::memchr(b'\n', available) {
+            Some(n) if self.partial.is_empty() && !self.overlong => {
+                let result = if n > MAX_LINE {
+                    self.validator.feed_overlong(&available[..MAX_LINE])
+                } else {
+                    self.validator.feed(&available[..n])
+                };
+                self.reader.consume(n + 1);
+                Ok(Some(result?))
+            }
+            found => {
+                // A line continued from the previous buffer, or one that does
+                // not end in this buffer: collect it (bounded) in `partial`.
+                let end = found.unwrap_or(available.len());
+                let room = MAX_LINE - self.partial.len();
+                self.overlong |= end > room;
+                self.partial.extend_from_slice(&available[..end.min(room)]);
+                match found {
+                    Some(n) => {
+                        self.reader.consume(n + 1);
+                        Ok(Some(self.feed_partial()?))
+                    }
+                    None => {
+                        self.reader.consume(end);
+                        Ok(Some(None))
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for Parser<R> {
+    type Item = Result<Event, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            match self.step() {
+                Ok(Some(Some(event))) => return Some(Ok(event)),
+                Ok(Some(None)) => {}
+                Ok(None) => self.done = true,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}
+
+impl<R: BufRead> std::iter::FusedIterator for Parser<R> {}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const READ_BUFFER: usize = 256 * 1024;
+
+/// Opens a `.log` or `.log.gz` file for streaming. Gzip is recognised by its
+/// magic bytes (a `.gz` name holding plain text is refused, to catch mix-ups).
+pub fn open(path: impl AsRef<Path>, mode: Mode) -> Result<Parser<Box<dyn BufRead + Send>>, Error> {
+    let path = path.as_ref();
+    let io_err = |source| Error::Io {
+        path: Some(path.to_path_buf()),
+        source,
+    };
+    let file = File::open(path).map_err(io_err)?;
+    let mut reader = BufReader::with_capacity(READ_BUFFER, file);
+    let is_gzip = {
+        let head = reader.fill_buf().map_err(io_err)?;
+        head.len() >= 2 && head[..2] == GZIP_MAGIC
+    };
+    let named_gz = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    let reader: Box<dyn BufRead + Send> = if is_gzip {
+        // Multi-member: `cat a.gz b.gz` and some compressors write several members.
+        Box::new(BufReader::with_capacity(
+            READ_BUFFER,
+            flate2::bufread::MultiGzDecoder::new(reader),
+        ))
+    } else if named_gz {
+        return Err(io_err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "named .gz but is not gzip data",
+        )));
+    } else {
+        Box::new(reader)
+    };
+    let mut parser = Parser::new(reader, mode);
+    parser.path = Some(path.to_path_buf());
+    Ok(parser)
+}
+
+/// A whole trace read into memory.
+#[derive(Clone, Debug)]
+pub struct TraceFile {
+    /// The validated events, in log order.
+    pub events: Vec<Event>,
+    /// Their statistics.
+    pub stats: Stats,
+    /// What lenient mode warned about (in strict mode: only backwards time).
+    pub warnings: Warnings,
+}
+
+/// Reads, validates and measures a whole trace file.
+pub fn read_file(path: impl AsRef<Path>, mode: Mode) -> Result<TraceFile, Error> {
+    let mut parser = open(path, mode)?;
+    let mut events = Vec::new();
+    let mut stats = StatsBuilder::new();
+    for event in parser.by_ref() {
+        let event = event?;
+        stats.push(&event);
+        events.push(event);
+    }
+    Ok(TraceFile {
+        events,
+        stats: stats.finish(),
+        warnings: parser.into_warnings(),
+    })
+}
+
+/// Validates and measures a trace file without keeping its events.
+pub fn stats_file(path: impl AsRef<Path>, mode: Mode) -> Result<(Stats, Warnings), Error> {
+    let mut parser = open(path, mode)?;
+    let mut stats = StatsBuilder::new();
+    for event in parser.by_ref() {
+        stats.push(&event?);
+    }
+    Ok((stats.finish(), parser.into_warnings()))
+}
+
+/// The trace name for a file: its name without `.gz` and `.log`, cut to
+/// [`binary::MAX_NAME`] bytes.
+pub fn default_name(path: &Path) -> String {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for suffix in [".gz", ".log"] {
+        if let Some(stripped) = name.strip_suffix(suffix) {
+            name.truncate(stripped.len());
+        }
+    }
+    let mut cut = name.len().min(binary::MAX_NAME);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    name.truncate(cut);
+    name
+}
+
+/// Parses, validates and encodes a trace file into the binary form, in one
+/// streaming pass. `name` defaults to [`default_name`]. Returns the bytes and
+/// the warnings.
+pub fn compile_file(
+    path: impl AsRef<Path>,
+    mode: Mode,
+    name: Option<&str>,
+) -> Result<(Vec<u8>, Warnings), Error> {
+    let path = path.as_ref();
+    let name = name.map_or_else(|| default_name(path), str::to_owned);
+    let mut parser = open(path, mode)?;
+    let mut failure = None;
+    let events = parser
+        .by_ref()
+        .map_while(|r| r.map_err(|e| failure = Some(e)).ok());
+    let bytes = binary::encode(events, &name)?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok((bytes, parser.into_warnings()))
+}
+
+/// Reads a whole file into memory: used by tests and tools that want the raw log.
+#[doc(hidden)]
+pub fn read_log_bytes(path: &Path) -> io::Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    File::open(path)?.read_to_end(&mut raw)?;
+    if raw.starts_with(&GZIP_MAGIC) {
+        let mut text = Vec::new();
+        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut text)?;
+        return Ok(text);
+    }
+    Ok(raw)
+}
