@@ -1,1 +1,166 @@
-#![no_std] #![no_main]
+//! Pool testbed firmware for the Raspberry Pi 3 (BCM2837) and QEMU raspi3b.
+//!
+//! Boot order (each step needs the ones before it):
+//! 1. `boot/boot.s`: EL3/EL2 to EL1h, park cores 1-3, stack, BSS, vectors.
+//! 2. [`mmu::enable_boot_map`]: MMU and caches on for the image, `.coherent`
+//!    and the peripherals, before any other Rust code (see mmu.rs for why).
+//! 3. [`mailbox::query_board`]: board, memory, clocks, DMA channels.
+//! 4. [`uart::init`] at 921600 baud from the reported UART clock; the defmt
+//!    logger works from here on.
+//! 5. QEMU or silicon ([`platform::detect`]), which the exit path follows.
+//! 6. [`memory::plan`] the pool and heap, [`mmu::map_ram`], the heap.
+//! 7. The platform block and the Hello and Platform records.
+//! 8. The mode the command word asks for ([`command`]); then a Finished
+//!    record, a UART flush and the exit with the mode's code.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod checks;
+mod command;
+mod exceptions;
+mod exit;
+mod logger;
+mod mailbox;
+mod memory;
+mod mmu;
+mod platform;
+mod timer;
+mod uart;
+
+// Written by the DMA/replay slice.
+mod cache;
+mod dma;
+mod dma_tests;
+mod mover;
+mod replay;
+
+use command::{exit_code, Command, CommandWord, COMMAND_ADDR};
+use core::panic::PanicInfo;
+use embedded_alloc::LlffHeap;
+
+core::arch::global_asm!(include_str!("../boot/boot.s"));
+
+#[global_allocator]
+static HEAP: LlffHeap = LlffHeap::empty();
+
+/// Firmware version string sent in the Hello record.
+const FIRMWARE: &str = concat!("poolbed-firmware ", env!("CARGO_PKG_VERSION"));
+
+/// Rust entry, called by boot/boot.s on core 0 at EL1h with `entry_el` the
+/// exception level the stub was entered at.
+#[no_mangle]
+extern "C" fn kernel_main(entry_el: u64) -> ! {
+    mmu::enable_boot_map();
+    timer::enable_cycle_counter();
+
+    let (board, mailbox_error) = match mailbox::query_board() {
+        Ok(board) => (Some(board), None),
+        Err(e) => (None, Some(e)),
+    };
+    let uart_clock = board.and_then(|b| b.uart_clock_hz);
+    let uart = uart::init(uart_clock.unwrap_or(uart::FALLBACK_CLOCK_HZ));
+    let start_ns = timer::now_ns();
+    defmt::info!("{=str} booting (entered at EL{=u64})", FIRMWARE, entry_el);
+    if let Some(e) = mailbox_error {
+        defmt::error!("mailbox: {=str} ({})", e.describe(), e);
+    }
+    if uart_clock.is_none() {
+        defmt::warn!(
+            "the mailbox did not report the UART clock: assuming {=u32} Hz (config.txt init_uart_clock)",
+            uart::FALLBACK_CLOCK_HZ
+        );
+    }
+
+    let detection = platform::detect(board.as_ref());
+    exit::set_emulated(detection.emulated);
+
+    let layout = match memory::plan(board.and_then(|b| b.arm_memory), mmu::coherent_range()) {
+        Ok(layout) => layout,
+        Err(e) => {
+            e.report();
+            exit::exit(exit_code::BOOT_FAILED);
+        }
+    };
+    mmu::map_ram(layout.ram.clone(), layout.pool.clone());
+    // SAFETY: the heap range is mapped RAM that nothing else uses, and this
+    // runs once, before the first allocation.
+    unsafe { HEAP.init(layout.heap.start, layout.heap.len()) };
+
+    let platform =
+        platform::Platform::new(board, mailbox_error, entry_el, detection, uart, &layout);
+    platform.print(&layout);
+    logger::send_record(&records::Record::Hello {
+        protocol: records::PROTOCOL_VERSION,
+        firmware: alloc::string::String::from(FIRMWARE),
+    });
+    logger::send_record(&records::Record::Platform(platform.record.clone()));
+    defmt::info!(
+        "boot took {=u64} us after the UART came up",
+        (timer::now_ns() - start_ns) / 1000
+    );
+
+    let code = match read_command() {
+        CommandWord::Absent => run(Command::Replay, &platform, &layout),
+        CommandWord::Known(command) => run(command, &platform, &layout),
+        CommandWord::Unknown(number) => {
+            defmt::error!(
+                "the command word asks for command {=u32}, which this firmware does not know (see src/command.rs)",
+                number
+            );
+            exit_code::UNKNOWN_COMMAND
+        }
+    };
+    finish(code)
+}
+
+/// The two words at [`COMMAND_ADDR`] (identity mapped, inside the boot map's
+/// first block).
+fn read_command() -> CommandWord {
+    let words = COMMAND_ADDR as *const u32;
+    // SAFETY: the page below the image is mapped RAM that nothing of ours
+    // uses; QEMU's loader (or config.txt's initramfs) may have written it.
+    let (magic, number) = unsafe { (words.read_volatile(), words.add(1).read_volatile()) };
+    CommandWord::decode(magic, number)
+}
+
+fn run(command: Command, platform: &platform::Platform, layout: &memory::Layout) -> u32 {
+    defmt::info!("mode: {=str}", command.name());
+    match command {
+        Command::Replay => replay::run(platform, layout),
+        Command::BootChecks => checks::boot_checks(platform, layout),
+        Command::Panic => checks::deliberate_panic(),
+        Command::DataAbort => checks::deliberate_data_abort(),
+        Command::DmaTests => dma_tests::run(platform, layout),
+        Command::FaultTests => dma_tests::run_faults(platform, layout),
+    }
+}
+
+/// Ends a mode: the Finished record, a flushed UART, the exit.
+fn finish(code: u32) -> ! {
+    logger::send_record(&records::Record::Finished { exit_code: code });
+    defmt::info!("finished with exit code {=u32}", code);
+    uart::flush();
+    exit::exit(code)
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo) -> ! {
+    uart::ensure_init();
+    match info.location() {
+        Some(loc) => defmt::error!(
+            "panicked at {=str}:{=u32}:{=u32}: {}",
+            loc.file(),
+            loc.line(),
+            loc.column(),
+            defmt::Display2Format(&info.message())
+        ),
+        None => defmt::error!(
+            "panicked (no location): {}",
+            defmt::Display2Format(&info.message())
+        ),
+    }
+    defmt::error!("the run ends with exit code {=u32}", exit_code::PANIC);
+    exit::exit(exit_code::PANIC)
+}

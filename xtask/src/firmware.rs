@@ -1,4 +1,237 @@
-//! (being written)
+//! `cargo xtask build`: the firmware ELF and kernel8.img.
+
+use anyhow::{bail, Context, Result};
+use object::{Object, ObjectSegment};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::setup;
+
+/// Where the Pi firmware (and QEMU, for a raw image) loads kernel8.img.
+pub const LOAD_ADDRESS: u64 = 0x80000;
+
+/// How data is verified after each move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Verify {
+    /// At least one stamp per 4 KiB page (default).
+    Pages,
+    /// Every byte.
+    Full,
+}
+
+/// Build-time settings of the firmware.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// Trace to embed (a vc4 `@@@` log, .log or .log.gz); default: the bundled default trace.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Pool size, e.g. 128MiB, 16M, 4096 (bytes); default 128 MiB.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub pool_size: Option<u64>,
+    /// Verification after each move.
+    #[arg(long, value_enum)]
+    pub verify: Option<Verify>,
+}
+
+/// `cargo xtask build` arguments.
 #[derive(clap::Args)]
-pub struct BuildArgs {}
-pub fn run(_: BuildArgs) -> anyhow::Result<()> { anyhow::bail!("not yet") }
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub options: BuildOptions,
+}
+
+/// What a build produced.
+#[derive(Clone, Debug)]
+pub struct Built {
+    /// The firmware ELF (with the defmt table the host decodes against).
+    pub elf: PathBuf,
+    /// The raw image QEMU and the Pi boot.
+    pub image: PathBuf,
+}
+
+/// `cargo xtask build`.
+pub fn run(args: BuildArgs) -> Result<()> {
+    let built = build(&args.options)?;
+    println!("firmware ELF: {}", built.elf.display());
+    println!("kernel8.img:  {}", built.image.display());
+    Ok(())
+}
+
+/// Parses a size: a number with an optional unit (B, K/KiB, M/MiB, G/GiB; powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (e.g. 128MiB, 16M, 65536)"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` in `{text}` (use B, KiB, MiB or GiB)"
+            ))
+        }
+    };
+    let bytes = number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("`{text}` is too large"))?;
+    if bytes == 0 || bytes % 4096 != 0 {
+        return Err(format!("`{text}` must be a positive multiple of 4 KiB"));
+    }
+    Ok(bytes)
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}
+
+/// Cargo's target directory (CARGO_TARGET_DIR, or target/ in the workspace).
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                workspace_root().join(dir)
+            }
+        }
+        None => workspace_root().join("target"),
+    }
+}
+
+/// The trace embedded when `--trace` is not given (relative to the
+/// workspace). The replay slice owns this choice (issue 4: a trace on which
+/// the policies differ and a full run stays short).
+pub const DEFAULT_TRACE: &str = "traces/kmscube-msaa4.log.gz";
+
+/// Compiles the trace the firmware embeds (POOLBED_TRACE_BIN) with the trace
+/// crate (lenient mode: problems become warnings, as for every bundled trace).
+fn trace_bin(options: &BuildOptions) -> Result<PathBuf> {
+    let dir = target_dir().join("poolbed");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let source = match &options.trace {
+        Some(path) => path.clone(),
+        None => workspace_root().join(DEFAULT_TRACE),
+    };
+    let (bytes, warnings) = trace::compile_file(&source, trace::Mode::Lenient, None)
+        .map_err(|e| anyhow::anyhow!("compiling the trace {}: {e}", source.display()))?;
+    let _ = warnings; // `cargo xtask trace` reports them in detail.
+    let path = dir.join("trace.bin");
+    // Rewritten only when it changes, so cargo does not rebuild the firmware needlessly.
+    if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
+        std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!(
+        "xtask: embedding trace {} ({} bytes compiled)",
+        source.display(),
+        bytes.len()
+    );
+    Ok(path)
+}
+
+/// Builds the firmware (release profile) and extracts kernel8.img.
+pub fn build(options: &BuildOptions) -> Result<Built> {
+    setup::ensure_target()?;
+    let trace = trace_bin(options)?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(workspace_root())
+        .args([
+            "build",
+            "--package",
+            "poolbed-firmware",
+            "--target",
+            setup::TARGET,
+            "--release",
+        ])
+        .env("POOLBED_TRACE_BIN", &trace);
+    match options.pool_size {
+        Some(size) => command.env("POOLBED_POOL_SIZE", size.to_string()),
+        None => command.env_remove("POOLBED_POOL_SIZE"),
+    };
+    match options.verify {
+        Some(Verify::Pages) => command.env("POOLBED_VERIFY", "pages"),
+        Some(Verify::Full) => command.env("POOLBED_VERIFY", "full"),
+        None => command.env_remove("POOLBED_VERIFY"),
+    };
+    let status = command
+        .status()
+        .context("running cargo build for the firmware")?;
+    if !status.success() {
+        bail!(
+            "building the firmware failed (cargo build --package poolbed-firmware --target {})",
+            setup::TARGET
+        );
+    }
+    let out = target_dir().join(setup::TARGET).join("release");
+    let elf = out.join("kernel8");
+    let image = out.join("kernel8.img");
+    let elf_bytes = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
+    let raw = extract_image(&elf_bytes)?;
+    std::fs::write(&image, raw).with_context(|| format!("writing {}", image.display()))?;
+    Ok(Built { elf, image })
+}
+
+/// Lays the loadable file contents of the ELF out from [`LOAD_ADDRESS`], as
+/// the Pi firmware will place kernel8.img. Zero-initialised parts (BSS,
+/// stacks, `.coherent`) are not in the file; the boot stub zeroes BSS.
+pub fn extract_image(elf: &[u8]) -> Result<Vec<u8>> {
+    let file = object::File::parse(elf).context("the firmware ELF does not parse")?;
+    let mut image = Vec::new();
+    for segment in file.segments() {
+        let data = segment
+            .data()
+            .context("reading a segment of the firmware ELF")?;
+        if data.is_empty() {
+            continue;
+        }
+        let address = segment.address();
+        if address < LOAD_ADDRESS {
+            bail!("a loadable segment starts at {address:#x}, below the load address {LOAD_ADDRESS:#x}: check linker.ld");
+        }
+        let offset = (address - LOAD_ADDRESS) as usize;
+        let end = offset + data.len();
+        if end > 64 << 20 {
+            bail!(
+                "the image would be {} MiB: a segment at {address:#x} is far from the load address",
+                end >> 20
+            );
+        }
+        if image.len() < end {
+            image.resize(end, 0);
+        }
+        image[offset..end].copy_from_slice(data);
+    }
+    if image.is_empty() {
+        bail!("the firmware ELF has no loadable content");
+    }
+    Ok(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("128MiB"), Ok(128 << 20));
+        assert_eq!(parse_size("16M"), Ok(16 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("4 KiB"), Ok(4096));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("1000").is_err(), "not a multiple of 4 KiB");
+        assert!(parse_size("12XB").is_err());
+        assert!(parse_size("MiB").is_err());
+    }
+}

@@ -1,1 +1,216 @@
-//! (being written)
+//! Booting kernel8.img under `qemu-system-aarch64 -M raspi3b`.
+//!
+//! The invocation (see also qemu/README.md):
+//! - `-kernel kernel8.img`: a raw image, loaded at 0x80000 and entered at EL2
+//!   on core 0 with cores 1-3 in QEMU's spin table, as on a real Pi 3 (an ELF
+//!   would start all four cores at EL3 instead).
+//! - `-serial stdio`: the PL011 (UART0) is the first serial port; its bytes
+//!   (binary defmt frames) arrive on QEMU's stdout. stdin is null.
+//! - `-semihosting-config enable=on,target=native`: the firmware ends the run
+//!   with SYS_EXIT and QEMU exits with the guest's code. Without it QEMU
+//!   never exits, so there is always a timeout.
+//! - `-device loader,addr=0x7f000,data=...,data-len=8`: the command word
+//!   choosing the firmware's mode (src/command.rs).
+
+use anyhow::{Context, Result};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The firmware's command numbers, shared with the firmware source.
+#[allow(dead_code)]
+#[path = "../../src/command.rs"]
+pub mod command;
+
+pub use command::Command as FirmwareCommand;
+
+/// Default limit for one QEMU run.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
+
+/// One QEMU run.
+#[derive(Clone, Debug)]
+pub struct QemuRun {
+    pub image: PathBuf,
+    /// None: no command word (the firmware's default, replay).
+    pub command: Option<FirmwareCommand>,
+    pub timeout: Duration,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// QEMU exited; the code is the guest's semihosting exit code (or QEMU's own on error).
+    Exited(i32),
+    /// The timeout hit and QEMU was killed.
+    TimedOut,
+}
+
+/// What happened besides the bytes.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub ending: Ending,
+    /// From launch to the first byte on the serial port.
+    pub first_byte_after: Option<Duration>,
+    pub elapsed: Duration,
+    /// QEMU's own stderr (warnings, errors).
+    pub stderr: String,
+}
+
+/// The full QEMU command line for a run.
+pub fn command_line(run: &QemuRun) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-M",
+        "raspi3b",
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-monitor",
+        "none",
+        "-semihosting-config",
+        "enable=on,target=native",
+        "-kernel",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(run.image.display().to_string());
+    if let Some(command) = run.command {
+        args.push("-device".into());
+        args.push(format!(
+            "loader,addr={:#x},data={:#x},data-len=8",
+            command::COMMAND_ADDR,
+            command.loader_data()
+        ));
+    }
+    args
+}
+
+/// Runs QEMU, handing every chunk of serial output to `on_bytes` as it arrives.
+pub fn run(run: &QemuRun, on_bytes: &mut dyn FnMut(&[u8])) -> Result<Outcome> {
+    let args = command_line(run);
+    let start = Instant::now();
+    let mut child = Command::new(crate::setup::QEMU)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {} {}", crate::setup::QEMU, args.join(" ")))?;
+
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+
+    let deadline = start + run.timeout;
+    let mut first_byte_after = None;
+    let mut timed_out = false;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            timed_out = true;
+            break;
+        }
+        match rx.recv_timeout(deadline - now) {
+            Ok(chunk) => {
+                first_byte_after.get_or_insert_with(|| start.elapsed());
+                on_bytes(&chunk);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                timed_out = true;
+                break;
+            }
+            // stdout closed: QEMU is exiting.
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    if timed_out {
+        let _ = child.kill();
+    }
+    let status = child.wait().context("waiting for QEMU")?;
+    let _ = reader.join();
+    // Bytes that arrived between the timeout and the kill.
+    while let Ok(chunk) = rx.try_recv() {
+        on_bytes(&chunk);
+    }
+    let stderr = err_reader.join().unwrap_or_default();
+    let ending = if timed_out {
+        Ending::TimedOut
+    } else {
+        Ending::Exited(status.code().unwrap_or(-1))
+    };
+    Ok(Outcome {
+        ending,
+        first_byte_after,
+        elapsed: start.elapsed(),
+        stderr,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loader_word_is_magic_then_command() {
+        let data = FirmwareCommand::BootChecks.loader_data();
+        assert_eq!(data as u32, command::COMMAND_MAGIC);
+        assert_eq!((data >> 32) as u32, 2);
+        assert_eq!(
+            command::CommandWord::decode(data as u32, (data >> 32) as u32),
+            command::CommandWord::Known(FirmwareCommand::BootChecks)
+        );
+        assert_eq!(
+            command::CommandWord::decode(0, 2),
+            command::CommandWord::Absent
+        );
+        assert_eq!(
+            command::CommandWord::decode(command::COMMAND_MAGIC, 999),
+            command::CommandWord::Unknown(999)
+        );
+    }
+
+    #[test]
+    fn command_numbers_are_unique_and_round_trip() {
+        for c in command::ALL_COMMANDS {
+            assert_eq!(FirmwareCommand::from_number(c.number()), Some(c));
+        }
+    }
+
+    #[test]
+    fn command_line_has_the_loader_only_with_a_command() {
+        let mut run = QemuRun {
+            image: "k.img".into(),
+            command: None,
+            timeout: Duration::from_secs(1),
+        };
+        assert!(!command_line(&run).iter().any(|a| a.starts_with("loader")));
+        run.command = Some(FirmwareCommand::Panic);
+        let line = command_line(&run);
+        assert!(
+            line.contains(&"loader,addr=0x7f000,data=0x34d434250,data-len=8".to_string()),
+            "{line:?}"
+        );
+        assert!(line.windows(2).any(|w| w == ["-M", "raspi3b"]));
+    }
+}

@@ -1,4 +1,200 @@
-//! (being written)
+//! `cargo xtask run`: build, boot under QEMU, decode live, collect records.
+
+use crate::decode::{Decoded, Decoder, LogLine};
+use crate::firmware::{self, BuildOptions, Built};
+use crate::qemu::{self, Ending, FirmwareCommand, QemuRun};
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// `cargo xtask run` arguments.
 #[derive(clap::Args)]
-pub struct RunArgs {}
-pub fn run(_: RunArgs) -> anyhow::Result<std::process::ExitCode> { anyhow::bail!("not yet") }
+pub struct RunArgs {
+    #[command(flatten)]
+    pub build: BuildOptions,
+    /// Give up on QEMU after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = qemu::DEFAULT_TIMEOUT_SECS)]
+    pub timeout: u64,
+    /// Directory for the report (default target/report).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// Everything one boot produced.
+#[derive(Debug)]
+pub struct Session {
+    /// The records, in order, folded into a collector.
+    pub collector: records::Collector,
+    /// Every record as received (tests look at them directly).
+    pub records: Vec<records::Record>,
+    /// Every human log line.
+    pub log: Vec<LogLine>,
+    /// Descriptions of skipped bytes.
+    pub malformed: Vec<String>,
+    /// QEMU's exit code (the firmware's semihosting exit code).
+    pub exit_code: i32,
+    /// From launch to the first decoded line.
+    pub first_line_after: Option<Duration>,
+    /// From launch to the first byte on the serial port.
+    pub first_byte_after: Option<Duration>,
+    pub elapsed: Duration,
+}
+
+impl Session {
+    /// Whether any log line contains `text`.
+    pub fn log_contains(&self, text: &str) -> bool {
+        self.log.iter().any(|l| l.message.contains(text))
+    }
+}
+
+/// Boots `built` under QEMU with `command`, decoding as bytes arrive; prints
+/// the log live when `echo`. Fails if QEMU times out.
+pub fn boot_and_collect(
+    built: &Built,
+    command: Option<FirmwareCommand>,
+    timeout: Duration,
+    echo: bool,
+) -> Result<Session> {
+    crate::setup::ensure_qemu()?;
+    let elf =
+        std::fs::read(&built.elf).with_context(|| format!("reading {}", built.elf.display()))?;
+    let mut decoder =
+        Decoder::from_elf(&elf).context("reading the defmt table of the firmware ELF")?;
+    let mut session = Session {
+        collector: records::Collector::new(),
+        records: Vec::new(),
+        log: Vec::new(),
+        malformed: Vec::new(),
+        exit_code: -1,
+        first_line_after: None,
+        first_byte_after: None,
+        elapsed: Duration::ZERO,
+    };
+    let start = std::time::Instant::now();
+    let on_event = |event: Decoded, session: &mut Session| {
+        if session.first_line_after.is_none() {
+            session.first_line_after = Some(start.elapsed());
+        }
+        match event {
+            Decoded::Log(line) => {
+                if echo {
+                    println!("{line}");
+                }
+                session.log.push(line);
+            }
+            Decoded::Record(record) => {
+                if echo {
+                    print_record(&record);
+                }
+                if let Err(e) = session.collector.push(record.clone()) {
+                    eprintln!("warning: {e}");
+                }
+                session.records.push(record);
+            }
+            Decoded::Malformed(text) => {
+                eprintln!("warning: {text}");
+                session.malformed.push(text);
+            }
+        }
+    };
+    let run = QemuRun {
+        image: built.image.clone(),
+        command,
+        timeout,
+    };
+    let outcome = qemu::run(&run, &mut |bytes| {
+        decoder.feed(bytes, &mut |e| on_event(e, &mut session))
+    })?;
+    decoder.finish(&mut |e| on_event(e, &mut session));
+    session.elapsed = outcome.elapsed;
+    session.first_byte_after = outcome.first_byte_after;
+    match outcome.ending {
+        Ending::TimedOut => {
+            let last = session
+                .log
+                .last()
+                .map_or("none".to_string(), |l| l.to_string());
+            if !outcome.stderr.trim().is_empty() {
+                eprintln!("QEMU said:\n{}", outcome.stderr.trim_end());
+            }
+            bail!(
+                "QEMU timed out after {} s; the firmware did not finish (last decoded line: {last})",
+                timeout.as_secs()
+            );
+        }
+        Ending::Exited(code) => {
+            session.exit_code = code;
+            // QEMU's own failures (bad arguments, missing image) print to stderr.
+            if session.log.is_empty() && session.records.is_empty() {
+                bail!(
+                    "QEMU exited with code {code} before the firmware said anything{}",
+                    if outcome.stderr.trim().is_empty() {
+                        String::new()
+                    } else {
+                        format!(":\n{}", outcome.stderr.trim_end())
+                    }
+                );
+            }
+            if let Some(finished) = session.collector.exit_code {
+                if finished as i32 & 0xff != code {
+                    eprintln!("warning: the firmware reported exit code {finished} but QEMU exited with {code}");
+                }
+            }
+        }
+    }
+    Ok(session)
+}
+
+fn print_record(record: &records::Record) {
+    use records::Record;
+    match record {
+        Record::Hello { protocol, firmware } => {
+            println!("host: {firmware} speaks record protocol {protocol}")
+        }
+        Record::Platform(p) => println!(
+            "host: platform record: {} ({})",
+            if p.emulated { "QEMU" } else { "silicon" },
+            p.board_revision
+                .map_or("board revision unavailable".to_string(), |r| format!(
+                    "board revision {r:#x}"
+                ))
+        ),
+        Record::Check {
+            name,
+            passed,
+            detail,
+        } => {
+            println!(
+                "host: check {name}: {} ({detail})",
+                if *passed { "passed" } else { "FAILED" }
+            )
+        }
+        Record::Finished { exit_code } => {
+            println!("host: firmware finished with exit code {exit_code}")
+        }
+        Record::RunStart {
+            run, policy, mover, ..
+        } => println!("host: run {run}: {policy:?} with {mover:?}"),
+        Record::RunEnd { run, .. } => println!("host: run {run} ended"),
+        _ => {}
+    }
+}
+
+/// `cargo xtask run`.
+pub fn run(args: RunArgs) -> Result<ExitCode> {
+    crate::setup::ensure_tools()?;
+    let built = firmware::build(&args.build)?;
+    let _ = &args.out; // The report directory is written by the report slice.
+    let session = boot_and_collect(&built, None, Duration::from_secs(args.timeout), true)?;
+    if let (Some(byte), Some(line)) = (session.first_byte_after, session.first_line_after) {
+        println!(
+            "host: first byte {:.3} s and first decoded line {:.3} s after launching QEMU; QEMU ran {:.2} s",
+            byte.as_secs_f64(),
+            line.as_secs_f64(),
+            session.elapsed.as_secs_f64()
+        );
+    }
+    println!("host: exit code {}", session.exit_code);
+    Ok(ExitCode::from(session.exit_code.clamp(0, 255) as u8))
+}

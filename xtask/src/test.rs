@@ -1,4 +1,375 @@
-//! (being written)
+//! `cargo xtask test`: the host tests (`cargo test`, the workspace's default
+//! members), then the tests that run on the target under QEMU.
+//!
+//! A target test is one boot of the firmware with a command word, and a
+//! checker that reads the decoded records and log lines (never raw bytes).
+//! To add one, add an entry to [`target_tests`].
+
+use crate::firmware::{self, BuildOptions};
+use crate::qemu::{self, command::exit_code, FirmwareCommand};
+use crate::run::{boot_and_collect, Session};
+use anyhow::{bail, Context, Result};
+use object::{Object, ObjectSymbol};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+/// `cargo xtask test` arguments.
 #[derive(clap::Args)]
-pub struct TestArgs {}
-pub fn run(_: TestArgs) -> anyhow::Result<std::process::ExitCode> { anyhow::bail!("not yet") }
+pub struct TestArgs {
+    /// Only the host tests.
+    #[arg(long, conflicts_with = "target_only")]
+    pub host_only: bool,
+    /// Only the tests on the target under QEMU.
+    #[arg(long)]
+    pub target_only: bool,
+    /// Only target tests whose name contains this.
+    #[arg(long, value_name = "TEXT")]
+    pub filter: Option<String>,
+    /// Limit for each QEMU boot, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = qemu::DEFAULT_TIMEOUT_SECS)]
+    pub timeout: u64,
+    /// Print the firmware's log of every target test, not only of failures.
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+/// What a checker gets.
+pub struct CheckContext<'a> {
+    pub session: &'a Session,
+    /// The firmware ELF's bytes (symbols for addresses).
+    pub elf: &'a [u8],
+}
+
+/// A checker: Ok, or what was wrong.
+pub type Checker = fn(&CheckContext<'_>) -> Result<(), String>;
+
+/// One test on the target.
+pub struct TargetTest {
+    pub name: &'static str,
+    pub command: FirmwareCommand,
+    pub check: Checker,
+}
+
+/// The table of target tests, run in this order.
+pub fn target_tests() -> Vec<TargetTest> {
+    vec![
+        TargetTest {
+            name: "boot-checks",
+            command: FirmwareCommand::BootChecks,
+            check: check_boot,
+        },
+        TargetTest {
+            name: "panic-report",
+            command: FirmwareCommand::Panic,
+            check: check_panic,
+        },
+        TargetTest {
+            name: "data-abort-report",
+            command: FirmwareCommand::DataAbort,
+            check: check_data_abort,
+        },
+        TargetTest {
+            name: "dma-mover",
+            command: FirmwareCommand::DmaTests,
+            check: check_dma,
+        },
+        TargetTest {
+            name: "dma-faults",
+            command: FirmwareCommand::FaultTests,
+            check: check_dma_faults,
+        },
+    ]
+}
+
+/// `cargo xtask test`.
+pub fn run(args: TestArgs) -> Result<ExitCode> {
+    if !args.target_only {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        println!("== host tests: cargo test (the workspace's default members)");
+        let status = Command::new(cargo)
+            .current_dir(firmware::workspace_root())
+            .arg("test")
+            .status()
+            .context("running cargo test")?;
+        if !status.success() {
+            bail!("host tests failed");
+        }
+    }
+    if args.host_only {
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    crate::setup::ensure_tools()?;
+    println!("== target tests under QEMU raspi3b");
+    let built = firmware::build(&BuildOptions::default())?;
+    let elf =
+        std::fs::read(&built.elf).with_context(|| format!("reading {}", built.elf.display()))?;
+    let tests: Vec<TargetTest> = target_tests()
+        .into_iter()
+        .filter(|t| args.filter.as_deref().is_none_or(|f| t.name.contains(f)))
+        .collect();
+    let (mut passed, mut failed) = (0, 0);
+    for test in &tests {
+        let outcome = boot_and_collect(
+            &built,
+            Some(test.command),
+            Duration::from_secs(args.timeout),
+            false,
+        )
+        .map_err(|e| format!("{e:#}"))
+        .and_then(|session| {
+            let verdict = (test.check)(&CheckContext {
+                session: &session,
+                elf: &elf,
+            });
+            if verdict.is_err() || args.verbose {
+                for line in &session.log {
+                    println!("    | {line}");
+                }
+            }
+            verdict
+        });
+        match outcome {
+            Ok(()) => {
+                passed += 1;
+                println!("target test {} ... ok", test.name);
+            }
+            Err(why) => {
+                failed += 1;
+                println!("target test {} ... FAILED: {why}", test.name);
+            }
+        }
+    }
+    println!("target tests: {passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn ensure(condition: bool, why: impl FnOnce() -> String) -> Result<(), String> {
+    if condition {
+        Ok(())
+    } else {
+        Err(why())
+    }
+}
+
+fn check_boot(cx: &CheckContext<'_>) -> Result<(), String> {
+    let s = cx.session;
+    ensure(s.exit_code == 0, || {
+        format!("exit code {} (want 0)", s.exit_code)
+    })?;
+    for name in [
+        "el1",
+        "mmu",
+        "caches",
+        "board-revision",
+        "memory-split",
+        "timers",
+        "heap",
+        "pool-mapped",
+    ] {
+        let found = s.collector.checks.iter().find(|(n, _, _)| n == name);
+        match found {
+            None => return Err(format!("no check record named {name}")),
+            Some((_, false, detail)) => return Err(format!("check {name} failed: {detail}")),
+            Some(_) => {}
+        }
+    }
+    let failed: Vec<_> = s.collector.checks.iter().filter(|c| !c.1).collect();
+    ensure(failed.is_empty(), || format!("failed checks: {failed:?}"))?;
+    let platform = s.collector.platform.as_ref().ok_or("no platform record")?;
+    ensure(platform.board_revision == Some(0xa02082), || {
+        format!(
+            "board revision {:?}, want 0xa02082 (QEMU raspi3b)",
+            platform.board_revision
+        )
+    })?;
+    ensure(
+        platform.arm_memory.is_some() && platform.vc_memory.is_some(),
+        || "memory split unavailable".into(),
+    )?;
+    ensure(platform.emulated, || {
+        format!(
+            "the firmware thinks it runs on silicon: {}",
+            platform.detection
+        )
+    })?;
+    ensure(s.log_contains("board revision    0xa02082"), || {
+        "the platform block does not show 0xa02082".into()
+    })?;
+    ensure(s.collector.exit_code == Some(0), || {
+        format!("Finished record {:?}", s.collector.exit_code)
+    })
+}
+
+fn check_panic(cx: &CheckContext<'_>) -> Result<(), String> {
+    let s = cx.session;
+    ensure(s.exit_code == exit_code::PANIC as i32, || {
+        format!("exit code {} (want {})", s.exit_code, exit_code::PANIC)
+    })?;
+    let line = s
+        .log
+        .iter()
+        .find(|l| {
+            l.message
+                .contains("deliberate panic requested by the command word")
+        })
+        .ok_or("no log line carries the panic message")?;
+    // "panicked at src/checks.rs:LINE:COLUMN: message"
+    let at = line
+        .message
+        .strip_prefix("panicked at ")
+        .ok_or_else(|| format!("unexpected panic line: {}", line.message))?;
+    let mut parts = at.splitn(4, ':');
+    let (file, row, col) = (parts.next(), parts.next(), parts.next());
+    ensure(file == Some("src/checks.rs"), || {
+        format!("panic location file {file:?}, want src/checks.rs")
+    })?;
+    ensure(
+        row.and_then(|r| r.parse::<u32>().ok())
+            .is_some_and(|r| r > 0),
+        || format!("bad line number in {at}"),
+    )?;
+    ensure(col.and_then(|c| c.parse::<u32>().ok()).is_some(), || {
+        format!("bad column in {at}")
+    })?;
+    ensure(line.level.as_deref() == Some("ERROR"), || {
+        "the panic is not logged at error level".into()
+    })
+}
+
+fn hex_after(text: &str, label: &str) -> Option<u64> {
+    let rest = text.split(label).nth(1)?.trim_start();
+    let hex = rest.strip_prefix("0x")?;
+    let digits: String = hex.chars().take_while(char::is_ascii_hexdigit).collect();
+    u64::from_str_radix(&digits, 16).ok()
+}
+
+fn check_data_abort(cx: &CheckContext<'_>) -> Result<(), String> {
+    let s = cx.session;
+    ensure(s.exit_code == exit_code::EXCEPTION as i32, || {
+        format!("exit code {} (want {})", s.exit_code, exit_code::EXCEPTION)
+    })?;
+    let head = s
+        .log
+        .iter()
+        .find(|l| l.message.starts_with("CPU exception:"))
+        .ok_or("no CPU exception report")?;
+    ensure(head.message.contains("data abort"), || {
+        format!("not reported as a data abort: {}", head.message)
+    })?;
+    let regs = s
+        .log
+        .iter()
+        .find(|l| l.message.contains("FAR "))
+        .ok_or("no register line")?;
+    let far = hex_after(&regs.message, "FAR ").ok_or("no FAR value")?;
+    ensure(far == qemu::command::DATA_ABORT_ADDRESS, || {
+        format!(
+            "FAR {far:#x}, want {:#x}",
+            qemu::command::DATA_ABORT_ADDRESS
+        )
+    })?;
+    let elr = hex_after(&regs.message, "ELR ").ok_or("no ELR value")?;
+    let function = function_at(cx.elf, elr)
+        .ok_or_else(|| format!("ELR {elr:#x} is in no function of the firmware"))?;
+    ensure(function.contains("deliberate_data_abort"), || {
+        format!(
+            "ELR {elr:#x} is in {function}, not in the function that reads the unmapped address"
+        )
+    })?;
+    ensure(s.log_contains("translation fault"), || {
+        "the fault status is not named a translation fault".into()
+    })
+}
+
+/// Every check record passed, each of `wanted` (name fragments) is among
+/// them, and the firmware finished with exit code 0.
+fn checks_passed(s: &Session, wanted: &[&str]) -> Result<(), String> {
+    let failed: Vec<_> = s.collector.checks.iter().filter(|c| !c.1).collect();
+    ensure(failed.is_empty(), || format!("failed checks: {failed:?}"))?;
+    for want in wanted {
+        ensure(
+            s.collector
+                .checks
+                .iter()
+                .any(|(name, _, _)| name.contains(want)),
+            || format!("no check named like `{want}`"),
+        )?;
+    }
+    ensure(s.exit_code == 0, || {
+        format!("exit code {} (want 0)", s.exit_code)
+    })?;
+    ensure(s.collector.exit_code == Some(0), || {
+        format!("Finished record {:?}", s.collector.exit_code)
+    })
+}
+
+// DMA slice (helper "dma"): the records come from src/dma_tests.rs.
+fn check_dma(cx: &CheckContext<'_>) -> Result<(), String> {
+    checks_passed(
+        cx.session,
+        &[
+            "dma copy 4096 bytes, full blocks",
+            "dma copy 65532 bytes, lite-sized blocks",
+            "dma copy 33554432 bytes, full blocks",
+            "dma copy 33554432 bytes, lite-sized blocks",
+            "dma copy 33554432 bytes, lite channel",
+            "dma mover pool to pool 33554432",
+            "dma mover heap to pool 33554432",
+            "dma mover pool to heap 33554432",
+            "dma mover downward 33554432 bytes by 4096",
+            "dma mover downward 33554432 bytes by 33554432",
+            "dma chains longer than the control-block area",
+        ],
+    )
+}
+
+fn check_dma_faults(cx: &CheckContext<'_>) -> Result<(), String> {
+    checks_passed(
+        cx.session,
+        &[
+            "fault: control block with invalid length refused",
+            "fault: upward overlapping move refused",
+            "fault: destination corrupted after a DMA copy is detected",
+            "fault: source corrupted before a DMA copy is detected",
+            "fault: destination corrupted after a CPU copy is detected",
+            "fault: a DMA transfer that never completes times out and the CPU redoes it",
+        ],
+    )
+}
+
+/// The (mangled) name of the function symbol containing `address`.
+fn function_at(elf: &[u8], address: u64) -> Option<String> {
+    let file = object::File::parse(elf).ok()?;
+    file.symbols()
+        .filter(|s| s.kind() == object::SymbolKind::Text && s.size() > 0)
+        .find(|s| s.address() <= address && address < s.address() + s.size())
+        .and_then(|s| s.name().ok().map(str::to_string))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_values_are_read_after_their_label() {
+        let line =
+            "  ESR 0x96000005  FAR 0x0000000080000000  ELR 0x00000000000812a4  SPSR 0x000003c5";
+        assert_eq!(hex_after(line, "FAR "), Some(0x8000_0000));
+        assert_eq!(hex_after(line, "ELR "), Some(0x812a4));
+        assert_eq!(hex_after(line, "PC "), None);
+    }
+
+    #[test]
+    fn test_names_are_unique() {
+        let tests = target_tests();
+        let mut names: Vec<_> = tests.iter().map(|t| t.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), tests.len());
+    }
+}

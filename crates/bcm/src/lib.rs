@@ -5,3 +5,4 @@
 pub mod dma_plan;
 pub mod esr;
 pub mod mailbox;
+pub mod pl011;

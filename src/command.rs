@@ -1,0 +1,122 @@
+//! The command word: which mode one boot of the firmware runs.
+//!
+//! One image serves every purpose; the host picks the mode per boot by placing
+//! two little-endian 32-bit words at [`COMMAND_ADDR`]: [`COMMAND_MAGIC`], then
+//! the command number. Under QEMU this is one loader device:
+//! `-device loader,addr=0x7f000,data=<(command << 32) | magic>,data-len=8`.
+//! On a real Pi, `config.txt` can place an 8-byte file there:
+//! `initramfs command.bin 0x7f000`. Without the magic (nothing loaded, or
+//! whatever RAM held) the firmware runs [`Command::Replay`].
+//!
+//! Why 0x7f000: the page just below the image (loaded at 0x80000). QEMU's
+//! raspi boot code uses 0x0..0x500 (its spin table at 0xd8, SMP boot code
+//! at 0x300, monitor vectors at 0x400) and the Pi firmware's armstub the
+//! first 4 KiB (ATAGs at 0x100); the firmware's stack lies above the image,
+//! so nothing else touches this page.
+//!
+//! This file is shared verbatim with the host (`xtask` includes it with
+//! `#[path]`), so both sides agree on the numbers. It must stay free of
+//! dependencies. New commands take the next free number; numbers are never
+//! reused.
+
+/// Physical address of the command words.
+pub const COMMAND_ADDR: u64 = 0x0007_f000;
+/// First word at [`COMMAND_ADDR`]: ASCII "PBCM" read as a little-endian u32.
+pub const COMMAND_MAGIC: u32 = u32::from_le_bytes(*b"PBCM");
+
+/// What one boot does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Command {
+    /// Replay the embedded trace under every policy and mover (the default).
+    Replay = 1,
+    /// Assert the boot state (EL1, MMU and caches on, mailbox answers).
+    BootChecks = 2,
+    /// Panic on purpose: the panic report path is under test.
+    Panic = 3,
+    /// Read an unmapped address: the exception report path is under test.
+    DataAbort = 4,
+    /// DMA mover correctness tests.
+    DmaTests = 5,
+    /// Injected-fault tests (refused control blocks, detected corruption).
+    FaultTests = 6,
+}
+
+/// Every command, in number order.
+pub const ALL_COMMANDS: [Command; 6] = [
+    Command::Replay,
+    Command::BootChecks,
+    Command::Panic,
+    Command::DataAbort,
+    Command::DmaTests,
+    Command::FaultTests,
+];
+
+impl Command {
+    /// The command number written after the magic.
+    pub const fn number(self) -> u32 {
+        self as u32
+    }
+
+    /// The command with this number.
+    pub fn from_number(number: u32) -> Option<Self> {
+        ALL_COMMANDS.into_iter().find(|c| c.number() == number)
+    }
+
+    /// A short name for logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Command::Replay => "replay",
+            Command::BootChecks => "boot-checks",
+            Command::Panic => "panic",
+            Command::DataAbort => "data-abort",
+            Command::DmaTests => "dma-tests",
+            Command::FaultTests => "fault-tests",
+        }
+    }
+
+    /// The 64-bit value QEMU's loader device writes (`data=`, `data-len=8`,
+    /// stored little-endian): magic in the low word, command in the high one.
+    #[allow(dead_code, reason = "used by the host (xtask), which shares this file")]
+    pub const fn loader_data(self) -> u64 {
+        ((self.number() as u64) << 32) | COMMAND_MAGIC as u64
+    }
+}
+
+/// What the two words at [`COMMAND_ADDR`] say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandWord {
+    /// No magic: nothing was loaded; run the default.
+    Absent,
+    /// A known command.
+    Known(Command),
+    /// The magic with a number this firmware does not know (a newer host?).
+    Unknown(u32),
+}
+
+impl CommandWord {
+    /// Interprets the two words.
+    pub fn decode(magic: u32, number: u32) -> Self {
+        if magic != COMMAND_MAGIC {
+            return CommandWord::Absent;
+        }
+        Command::from_number(number).map_or(CommandWord::Unknown(number), CommandWord::Known)
+    }
+}
+
+/// The address the data-abort test reads: the first byte of the second GiB
+/// above the peripherals, which the MMU leaves unmapped (translation fault).
+pub const DATA_ABORT_ADDRESS: u64 = 0x8000_0000;
+
+/// Exit codes the firmware ends a run with, besides a mode's own result
+/// (0 success, small numbers a count of failed checks).
+pub mod exit_code {
+    /// A Rust panic.
+    pub const PANIC: u32 = 101;
+    /// A CPU exception.
+    pub const EXCEPTION: u32 = 102;
+    /// Boot could not complete (mailbox, memory layout, heap).
+    pub const BOOT_FAILED: u32 = 103;
+    /// The command word named a command this firmware does not know.
+    pub const UNKNOWN_COMMAND: u32 = 104;
+}

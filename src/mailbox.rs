@@ -1,0 +1,146 @@
+//! VideoCore mailbox 0 at 0x3F00B880, property channel 8. Message building
+//! and parsing live in `bcm::mailbox` (host-tested); this file moves the
+//! words between the ARM and the VideoCore.
+//!
+//! The message buffer sits in the `.coherent` section (Normal non-cacheable
+//! once the MMU is on), so the VideoCore and the ARM see the same bytes
+//! without cache maintenance; it is handed over as a bus address
+//! (phys | 0xC000_0000, the uncached alias).
+
+use crate::timer;
+use bcm::mailbox::{self, BoardInfo, BoardQuery, ResponseError, BOARD_QUERY_WORDS};
+use core::cell::UnsafeCell;
+use tock_registers::interfaces::{Readable, Writeable};
+use tock_registers::registers::{ReadOnly, WriteOnly};
+use tock_registers::{register_bitfields, register_structs};
+
+const MAILBOX_BASE: usize = 0x3F00_B880;
+/// How long the VideoCore gets to answer. It answers in microseconds; a
+/// second means it never will.
+const TIMEOUT_US: u64 = 1_000_000;
+
+register_bitfields! {
+    u32,
+    /// Status of a mailbox.
+    STATUS [
+        /// No room to write (mailbox 1: ARM to VideoCore).
+        FULL OFFSET(31) NUMBITS(1) [],
+        /// Nothing to read (mailbox 0: VideoCore to ARM).
+        EMPTY OFFSET(30) NUMBITS(1) []
+    ]
+}
+
+register_structs! {
+    MailboxRegisters {
+        /// Mailbox 0 read: VideoCore to ARM. Low 4 bits channel, high 28 data.
+        (0x00 => read: ReadOnly<u32>),
+        (0x04 => _reserved0),
+        /// Mailbox 0 status: EMPTY tells whether `read` has a message.
+        (0x18 => status0: ReadOnly<u32, STATUS::Register>),
+        (0x1c => _reserved1),
+        /// Mailbox 1 write: ARM to VideoCore.
+        (0x20 => write: WriteOnly<u32>),
+        (0x24 => _reserved2),
+        /// Mailbox 1 status: FULL tells whether `write` has room.
+        (0x38 => status1: ReadOnly<u32, STATUS::Register>),
+        (0x3c => @END),
+    }
+}
+
+/// Why a mailbox exchange failed.
+#[derive(Clone, Copy, Debug, defmt::Format)]
+pub enum Error {
+    /// The write side stayed full.
+    WriteTimeout,
+    /// No answer within the timeout.
+    ReadTimeout,
+    /// The message did not fit its buffer (a firmware bug).
+    BufferTooSmall,
+    /// The answer as a whole says failure.
+    Response(#[defmt(Debug2Format)] ResponseError),
+}
+
+impl Error {
+    /// A human description for the platform block.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Error::WriteTimeout => {
+                "the mailbox stayed full for 1 s (VideoCore not taking messages)"
+            }
+            Error::ReadTimeout => "the VideoCore did not answer within 1 s",
+            Error::BufferTooSmall => "the property message did not fit its buffer",
+            Error::Response(e) => e.describe(),
+        }
+    }
+}
+
+#[repr(C, align(16))]
+struct Buffer(UnsafeCell<[u32; BOARD_QUERY_WORDS]>);
+
+// SAFETY: used only by the boot path on core 0, one exchange at a time.
+unsafe impl Sync for Buffer {}
+
+#[link_section = ".coherent"]
+static BUFFER: Buffer = Buffer(UnsafeCell::new([0; BOARD_QUERY_WORDS]));
+
+fn regs() -> &'static MailboxRegisters {
+    // SAFETY: the mailbox block is at this address on the BCM2837; volatile cells.
+    unsafe { &*(MAILBOX_BASE as *const MailboxRegisters) }
+}
+
+/// Asks the VideoCore everything in [`BoardInfo`] with one property message.
+pub fn query_board() -> Result<BoardInfo, Error> {
+    // SAFETY: the only user of BUFFER, single core; the VideoCore writes it
+    // only between our write and its answer, while we do not touch it.
+    let buf = unsafe { &mut *BUFFER.0.get() };
+    let (query, _words) = BoardQuery::build(buf).map_err(|_| Error::BufferTooSmall)?;
+    exchange(buf.as_ptr() as usize)?;
+    // SAFETY: the answer is complete; read it through a fresh reference
+    // (the VideoCore wrote the memory behind the compiler's back).
+    let buf = unsafe { &*BUFFER.0.get() };
+    let words: [u32; BOARD_QUERY_WORDS] = core::array::from_fn(|i| {
+        // SAFETY: in bounds; volatile so the compiler reloads what the VideoCore wrote.
+        unsafe { core::ptr::read_volatile(buf.as_ptr().add(i)) }
+    });
+    query.parse(&words).map_err(Error::Response)
+}
+
+/// One property-channel exchange of the message at physical address `phys`.
+fn exchange(phys: usize) -> Result<(), Error> {
+    let mb = regs();
+    let message = mailbox::bus_address(phys as u32) | u32::from(mailbox::CHANNEL_PROPERTY);
+    // The message must be in memory before the VideoCore is told about it.
+    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::SY);
+
+    // Drain stale answers (e.g. left over from the boot firmware).
+    // Bounded: a mailbox that never empties must not hang the boot here.
+    for _ in 0..64 {
+        if mb.status0.is_set(STATUS::EMPTY) {
+            break;
+        }
+        let _ = mb.read.get();
+    }
+
+    let deadline = timer::deadline_after_us(TIMEOUT_US);
+    while mb.status1.is_set(STATUS::FULL) {
+        if timer::now_ticks() > deadline {
+            return Err(Error::WriteTimeout);
+        }
+    }
+    mb.write.set(message);
+
+    let deadline = timer::deadline_after_us(TIMEOUT_US);
+    loop {
+        while mb.status0.is_set(STATUS::EMPTY) {
+            if timer::now_ticks() > deadline {
+                return Err(Error::ReadTimeout);
+            }
+        }
+        // Answers on other channels are not ours; keep waiting for ours.
+        if mb.read.get() == message {
+            break;
+        }
+    }
+    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::SY);
+    Ok(())
+}
