@@ -1,5 +1,25 @@
-//! The contiguous pool core (being written).
+//! The contiguous-pool core: placement, the four policies of DESIGN.md
+//! section 5, the moves they cause, metrics, and the replay loop shared by the
+//! host simulator and the firmware. No hardware knowledge; `no_std` + `alloc`.
+//!
+//! - [`Pool`]: buffers, residency, MRU order, policies; every change of
+//!   placement is a [`mover::Move`] handed to a [`mover::Mover`].
+//! - [`replay::replay`]: events in, [`records::Record`]s out.
+//! - [`model::ModelMover`]: the simulator's mover.
+//! - [`stats::LatencyRecorder`]: move latency statistics for any mover.
 #![cfg_attr(not(feature = "std"), no_std)]
 extern crate alloc;
+
+mod freeindex;
+pub mod model;
 pub mod mover;
+mod pool;
+pub mod replay;
+pub mod stats;
+
+pub use freeindex::FreeIndex;
+pub use pool::{
+    ConfigError, Counters, EventError, EventMetrics, InvariantError, MetricsSink, Pool, PoolConfig,
+    MAX_UNITS,
+};
 pub use records::{MoverKind, Policy};

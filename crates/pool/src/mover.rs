@@ -28,15 +28,34 @@ pub enum Move {
     /// Fresh content appears at `to`: a created buffer's first placement, or a
     /// purged buffer coming back. Nothing is copied; the mover writes the
     /// content of (`buffer`, `generation`) there.
-    Fill { buffer: BufferIndex, generation: Generation, size: u64, to: Location },
+    Fill {
+        buffer: BufferIndex,
+        generation: Generation,
+        size: u64,
+        to: Location,
+    },
     /// Content is copied from `from` to `to` (page-in: overflow to pool;
     /// page-out: pool to overflow; compaction: pool to pool, possibly
     /// overlapping, always downward).
-    Copy { buffer: BufferIndex, generation: Generation, size: u64, from: Location, to: Location },
+    Copy {
+        buffer: BufferIndex,
+        generation: Generation,
+        size: u64,
+        from: Location,
+        to: Location,
+    },
     /// A purge: the content at `from` is dropped, nothing is copied.
-    Drop { buffer: BufferIndex, size: u64, from: Location },
+    Drop {
+        buffer: BufferIndex,
+        size: u64,
+        from: Location,
+    },
     /// The buffer is destroyed: whatever holds it at `at` is released.
-    Free { buffer: BufferIndex, size: u64, at: Location },
+    Free {
+        buffer: BufferIndex,
+        size: u64,
+        at: Location,
+    },
 }
 
 impl Move {

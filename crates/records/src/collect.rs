@@ -42,7 +42,9 @@ impl fmt::Display for CollectError {
                 f,
                 "record protocol {found} is not the host's {PROTOCOL_VERSION}: rebuild the firmware"
             ),
-            CollectError::UnknownRun { run } => write!(f, "record for run {run} before its RunStart"),
+            CollectError::UnknownRun { run } => {
+                write!(f, "record for run {run} before its RunStart")
+            }
             CollectError::NoTrace => write!(f, "the stream never said which trace it replayed"),
         }
     }
@@ -83,7 +85,13 @@ impl Collector {
             }
             Record::Platform(p) => self.platform = Some(p),
             Record::Trace(t) => self.trace = Some(t),
-            Record::RunStart { run, policy, mover, pool_bytes, events } => self.runs.push(RunDetail {
+            Record::RunStart {
+                run,
+                policy,
+                mover,
+                pool_bytes,
+                events,
+            } => self.runs.push(RunDetail {
                 run,
                 policy,
                 mover,
@@ -100,15 +108,26 @@ impl Collector {
             Record::Sample { run, sample } => self.run_mut(run)?.samples.push(sample),
             Record::Snapshot { run, snapshot } => self.run_mut(run)?.snapshots.push(snapshot),
             Record::Moves { run, moves } => self.run_mut(run)?.moves.extend(moves),
-            Record::Corruption { run, buffer, page, expected, found } => {
-                self.run_mut(run)?.corruptions.push((buffer, page, expected, found))
-            }
+            Record::Corruption {
+                run,
+                buffer,
+                page,
+                expected,
+                found,
+            } => self
+                .run_mut(run)?
+                .corruptions
+                .push((buffer, page, expected, found)),
             Record::RunEnd { run, result } => {
                 let detail = self.run_mut(run)?;
                 detail.events_done = result.events;
                 detail.result = Some(result);
             }
-            Record::Check { name, passed, detail } => self.checks.push((name, passed, detail)),
+            Record::Check {
+                name,
+                passed,
+                detail,
+            } => self.checks.push((name, passed, detail)),
             Record::Finished { exit_code } => self.exit_code = Some(exit_code),
         }
         Ok(())

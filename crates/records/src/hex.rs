@@ -53,7 +53,9 @@ pub mod opt_u64 {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         if d.is_human_readable() {
-            Option::<String>::deserialize(d)?.map(|t| from_hex(&t)).transpose()
+            Option::<String>::deserialize(d)?
+                .map(|t| from_hex(&t))
+                .transpose()
         } else {
             Option::<u64>::deserialize(d)
         }

@@ -19,7 +19,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
-pub use collect::{Collector, CollectError, RunDetail};
+pub use collect::{CollectError, Collector, RunDetail};
 pub use names::{MoverKind, ParseNameError, Policy};
 
 /// Version of the wire protocol; the host refuses a stream of another version.
@@ -244,7 +244,13 @@ pub enum Record {
     /// The trace about to be replayed.
     Trace(TraceInfo),
     /// A run begins; `run` numbers runs from 0 within the stream.
-    RunStart { run: u16, policy: Policy, mover: MoverKind, pool_bytes: u64, events: u64 },
+    RunStart {
+        run: u16,
+        policy: Policy,
+        mover: MoverKind,
+        pool_bytes: u64,
+        events: u64,
+    },
     /// `events_done` of the run's events have been replayed.
     Progress { run: u16, events_done: u64 },
     /// Sampled occupancy.
@@ -254,11 +260,21 @@ pub enum Record {
     /// Sampled move timings.
     Moves { run: u16, moves: Vec<MoveSample> },
     /// A data mismatch found by verification (the first few per run).
-    Corruption { run: u16, buffer: u32, page: u64, expected: u64, found: u64 },
+    Corruption {
+        run: u16,
+        buffer: u32,
+        page: u64,
+        expected: u64,
+        found: u64,
+    },
     /// A run ended.
     RunEnd { run: u16, result: RunResult },
     /// A self-test on the target finished (`cargo xtask test`).
-    Check { name: String, passed: bool, detail: String },
+    Check {
+        name: String,
+        passed: bool,
+        detail: String,
+    },
     /// The stream ends; the firmware exits with `exit_code` next.
     Finished { exit_code: u32 },
 }

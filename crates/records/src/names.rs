@@ -15,7 +15,12 @@ pub enum Policy {
 }
 
 impl Policy {
-    pub const ALL: [Policy; 4] = [Policy::FirstFit, Policy::Compact, Policy::DrmMm, Policy::Defrag];
+    pub const ALL: [Policy; 4] = [
+        Policy::FirstFit,
+        Policy::Compact,
+        Policy::DrmMm,
+        Policy::Defrag,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -58,17 +63,24 @@ pub struct ParseNameError {
 
 impl fmt::Display for ParseNameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown {}; expected one of: {}", self.what, self.expected)
+        write!(
+            f,
+            "unknown {}; expected one of: {}",
+            self.what, self.expected
+        )
     }
 }
 
 impl FromStr for Policy {
     type Err = ParseNameError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Policy::ALL.into_iter().find(|p| p.as_str() == s).ok_or(ParseNameError {
-            what: "policy",
-            expected: "first-fit, compact, drm-mm, defrag",
-        })
+        Policy::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or(ParseNameError {
+                what: "policy",
+                expected: "first-fit, compact, drm-mm, defrag",
+            })
     }
 }
 
@@ -78,7 +90,10 @@ impl FromStr for MoverKind {
         [MoverKind::Dma, MoverKind::Cpu, MoverKind::Model]
             .into_iter()
             .find(|m| m.as_str() == s)
-            .ok_or(ParseNameError { what: "mover", expected: "dma, cpu, model" })
+            .ok_or(ParseNameError {
+                what: "mover",
+                expected: "dma, cpu, model",
+            })
     }
 }
 

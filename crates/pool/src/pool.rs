@@ -1,0 +1,1151 @@
+//! The pool: buffers, residency, the MRU order, the four policies and the
+//! moves they cause.
+//!
+//! Cost per event (n = live buffers, U = pool units, f = moves in flight):
+//! `use`, `add_usecnt`, `madv` on a resident buffer: O(1) (+ O(log n) for
+//! madv's purgeable set); `remove_usecnt`: O(1), O(log n + log U) when
+//! `compact` slides the buffer; `create`, `destroy`, a page-in that fits:
+//! O(log n + log U) plus O(f) conflict checks. Only a page-in that does not fit
+//! scans: purge visits the purgeable set, eviction walks the LRU order (each
+//! buffer at most once per page-in), drm-mm's scan keeps O(log k) per
+//! candidate, defrag walks the resident buffers once to find its segments.
+
+use crate::freeindex::FreeIndex;
+use crate::mover::{Generation, Location, Move, Mover, Ticket};
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use records::{BufferState, BytesByKind, Policy, Snapshot, SnapshotBuffer};
+use trace::{BufferIndex, Event, EventKind, Madv};
+
+const NONE: u32 = u32::MAX;
+
+/// Most alignment units a pool may have (the segment tree holds 2 nodes of
+/// 12 bytes per unit: 16 Mi units is 384 MiB of index).
+pub const MAX_UNITS: u64 = 1 << 24;
+
+/// Size, alignment and policy of a pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolConfig {
+    pub pool_bytes: u64,
+    /// Placement granularity: a power of two; buffer sizes are rounded up to it.
+    pub alignment: u64,
+    pub policy: Policy,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            pool_bytes: 128 << 20,
+            alignment: 4096,
+            policy: Policy::FirstFit,
+        }
+    }
+}
+
+/// A pool that cannot be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    AlignmentNotPowerOfTwo(u64),
+    SizeNotMultiple { pool_bytes: u64, alignment: u64 },
+    Empty,
+    TooManyUnits { units: u64 },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::AlignmentNotPowerOfTwo(a) => write!(f, "alignment {a} is not a power of two"),
+            ConfigError::SizeNotMultiple { pool_bytes, alignment } => {
+                write!(f, "pool size {pool_bytes} is not a multiple of the alignment {alignment}")
+            }
+            ConfigError::Empty => write!(f, "pool size is zero"),
+            ConfigError::TooManyUnits { units } => write!(
+                f,
+                "pool of {units} alignment units exceeds the index limit of {MAX_UNITS}; use a larger alignment"
+            ),
+        }
+    }
+}
+
+/// An event that does not fit the pool's state (the trace parser rejects
+/// these, so seeing one is a bug upstream).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventError {
+    /// `create` of an index that was already created.
+    Recreated { buffer: BufferIndex },
+    /// An event about a buffer that is not live.
+    NotLive { buffer: BufferIndex },
+}
+
+impl fmt::Display for EventError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventError::Recreated { buffer } => {
+                write!(f, "buffer #{buffer} is created a second time")
+            }
+            EventError::NotLive { buffer } => {
+                write!(f, "event for buffer #{buffer}, which is not live")
+            }
+        }
+    }
+}
+
+/// A broken invariant, described.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvariantError(pub String);
+
+impl fmt::Display for InvariantError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pool invariant broken: {}", self.0)
+    }
+}
+
+/// Pool occupancy after one event. Everything is O(1) to produce.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventMetrics {
+    /// Index of the event (0-based).
+    pub event: u64,
+    pub time_us: u64,
+    /// Bytes of the pool held by resident buffers (sizes rounded up to the alignment).
+    pub used_bytes: u64,
+    pub free_bytes: u64,
+    pub largest_hole: u64,
+    pub holes: u32,
+    /// Bytes of live buffers outside the pool (purged ones included).
+    pub overflow_bytes: u64,
+}
+
+impl EventMetrics {
+    /// 1 - largest_hole / free (0 when nothing is free).
+    pub fn fragmentation(&self) -> f64 {
+        if self.free_bytes == 0 {
+            0.0
+        } else {
+            1.0 - self.largest_hole as f64 / self.free_bytes as f64
+        }
+    }
+}
+
+/// Receives the metrics after every event.
+pub trait MetricsSink {
+    fn after_event(&mut self, metrics: &EventMetrics);
+}
+
+/// Discards metrics.
+impl MetricsSink for () {
+    fn after_event(&mut self, _: &EventMetrics) {}
+}
+
+/// What the pool has done so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Copies overflow -> pool (a buffer that was created or purged comes
+    /// back with a Fill and is counted in `fills`, not here).
+    pub page_ins: u64,
+    pub page_outs: u64,
+    pub purges: u64,
+    /// Pool -> pool copies.
+    pub compaction_moves: u64,
+    /// Fill moves: creates and purged buffers coming back.
+    pub fills: u64,
+    pub rule1_failures: u64,
+    /// Moves that copied content: page-ins + page-outs + compaction moves.
+    pub moves: u64,
+    pub bytes: BytesByKind,
+    /// Times the pool had to wait for a move in flight.
+    pub waits: u64,
+}
+
+impl Counters {
+    /// Bytes copied by all moves.
+    pub fn bytes_moved(&self) -> u64 {
+        self.bytes.page_in + self.bytes.page_out + self.bytes.compaction
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Buf {
+    size: u64,
+    units: u32,
+    /// Unit offset when resident, NONE otherwise.
+    offset: u32,
+    created: bool,
+    live: bool,
+    pinned: bool,
+    unmoveable: bool,
+    dontneed: bool,
+    has_content: bool,
+    generation: Generation,
+    /// MRU links: `newer` points toward the head (most recently used).
+    newer: u32,
+    older: u32,
+    inflight: Option<Ticket>,
+}
+
+const EMPTY: Buf = Buf {
+    size: 0,
+    units: 0,
+    offset: NONE,
+    created: false,
+    live: false,
+    pinned: false,
+    unmoveable: false,
+    dontneed: false,
+    has_content: false,
+    generation: 0,
+    newer: NONE,
+    older: NONE,
+    inflight: None,
+};
+
+/// A move that may not have completed; ranges are in units, [start, end).
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    ticket: Ticket,
+    buffer: u32,
+    src: Option<(u32, u32)>,
+    dst: Option<(u32, u32)>,
+}
+
+/// More moves than this in flight are polled at submission, so conflict
+/// checks stay short even when defrag submits many moves in one event.
+const POLL_AT: usize = 32;
+
+fn overlaps(r: Option<(u32, u32)>, a: u32, b: u32) -> bool {
+    matches!(r, Some((s, e)) if s < b && a < e)
+}
+
+/// A contiguous pool with one policy. Moves go through a [`Mover`] given to
+/// each call, so the same pool runs with the firmware's and the simulator's
+/// movers.
+#[derive(Clone, Debug)]
+pub struct Pool {
+    config: PoolConfig,
+    shift: u32,
+    free: FreeIndex,
+    bufs: Vec<Buf>,
+    /// Resident buffers by unit offset.
+    by_offset: BTreeMap<u32, u32>,
+    /// Resident buffers marked dontneed (pinned and unmoveable ones included).
+    purgeable: BTreeSet<u32>,
+    mru_head: u32,
+    mru_tail: u32,
+    resident: usize,
+    live: usize,
+    overflow_bytes: u64,
+    inflight: Vec<InFlight>,
+    counters: Counters,
+    events: u64,
+    last_time_us: u64,
+}
+
+impl Pool {
+    /// An empty pool.
+    pub fn new(config: PoolConfig) -> Result<Pool, ConfigError> {
+        let PoolConfig {
+            pool_bytes,
+            alignment,
+            ..
+        } = config;
+        if !alignment.is_power_of_two() {
+            return Err(ConfigError::AlignmentNotPowerOfTwo(alignment));
+        }
+        if pool_bytes == 0 {
+            return Err(ConfigError::Empty);
+        }
+        if pool_bytes % alignment != 0 {
+            return Err(ConfigError::SizeNotMultiple {
+                pool_bytes,
+                alignment,
+            });
+        }
+        let units = pool_bytes / alignment;
+        if units > MAX_UNITS {
+            return Err(ConfigError::TooManyUnits { units });
+        }
+        Ok(Pool {
+            config,
+            shift: alignment.trailing_zeros(),
+            free: FreeIndex::new(units as u32),
+            bufs: Vec::new(),
+            by_offset: BTreeMap::new(),
+            purgeable: BTreeSet::new(),
+            mru_head: NONE,
+            mru_tail: NONE,
+            resident: 0,
+            live: 0,
+            overflow_bytes: 0,
+            inflight: Vec::new(),
+            counters: Counters::default(),
+            events: 0,
+            last_time_us: 0,
+        })
+    }
+
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Events applied so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Moves submitted and not yet seen complete.
+    pub fn moves_in_flight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Where a live buffer is (None: not live).
+    pub fn location(&self, buffer: BufferIndex) -> Option<Location> {
+        let b = self.bufs.get(buffer as usize).filter(|b| b.live)?;
+        Some(if b.offset == NONE {
+            Location::Overflow
+        } else {
+            Location::Pool {
+                offset: (b.offset as u64) << self.shift,
+            }
+        })
+    }
+
+    /// Whether a live buffer has content (false after a purge until it comes back).
+    pub fn has_content(&self, buffer: BufferIndex) -> bool {
+        self.bufs
+            .get(buffer as usize)
+            .is_some_and(|b| b.live && b.has_content)
+    }
+
+    /// Content generation of a buffer.
+    pub fn generation(&self, buffer: BufferIndex) -> Option<Generation> {
+        self.bufs
+            .get(buffer as usize)
+            .filter(|b| b.live)
+            .map(|b| b.generation)
+    }
+
+    /// Resident buffers from most to least recently used.
+    pub fn mru_order(&self) -> Vec<BufferIndex> {
+        let mut out = Vec::with_capacity(self.resident);
+        let mut c = self.mru_head;
+        while c != NONE && out.len() <= self.resident {
+            out.push(c);
+            c = self.bufs[c as usize].older;
+        }
+        out
+    }
+
+    /// Occupancy now, O(1).
+    pub fn metrics(&self) -> EventMetrics {
+        let align = self.config.alignment;
+        let free = (self.free.free_units() as u64) << self.shift;
+        EventMetrics {
+            event: self.events.saturating_sub(1),
+            time_us: self.last_time_us,
+            used_bytes: self.config.pool_bytes - free,
+            free_bytes: free,
+            largest_hole: self.free.largest() as u64 * align,
+            holes: self.free.hole_count() as u32,
+            overflow_bytes: self.overflow_bytes,
+        }
+    }
+
+    fn units_of(&self, size: u64) -> u32 {
+        let u = size.div_ceil(self.config.alignment).max(1);
+        // A buffer larger than the pool can never be placed; clamping keeps
+        // the unit count in range and it still never fits.
+        u.min(self.free.units() as u64 + 1) as u32
+    }
+
+    fn pool_loc(&self, offset: u32) -> Location {
+        Location::Pool {
+            offset: (offset as u64) << self.shift,
+        }
+    }
+
+    /// Applies one event, then reports the metrics to `sink`.
+    pub fn apply<M: Mover + ?Sized, S: MetricsSink + ?Sized>(
+        &mut self,
+        event: &Event,
+        mover: &mut M,
+        sink: &mut S,
+    ) -> Result<(), EventError> {
+        if !self.inflight.is_empty() {
+            self.poll(mover);
+        }
+        let i = event.buffer;
+        if let EventKind::Create { size, unmoveable } = event.kind {
+            if self.bufs.len() <= i as usize {
+                self.bufs.resize(i as usize + 1, EMPTY);
+            }
+            if self.bufs[i as usize].created {
+                return Err(EventError::Recreated { buffer: i });
+            }
+            let units = self.units_of(size);
+            self.bufs[i as usize] = Buf {
+                size,
+                units,
+                created: true,
+                live: true,
+                unmoveable,
+                has_content: true,
+                ..EMPTY
+            };
+            self.live += 1;
+            self.overflow_bytes += size;
+            self.page_in(mover, i, true);
+        } else {
+            if !self.bufs.get(i as usize).is_some_and(|b| b.live) {
+                return Err(EventError::NotLive { buffer: i });
+            }
+            match event.kind {
+                EventKind::Create { .. } => unreachable!(),
+                EventKind::Use => {
+                    self.wait_buffer(mover, i);
+                    if self.bufs[i as usize].offset == NONE {
+                        self.page_in(mover, i, false);
+                    } else {
+                        self.mru_unlink(i);
+                        self.mru_push(i);
+                    }
+                }
+                EventKind::AddUsecnt => {
+                    // The GPU is about to read it: no move may still be writing it.
+                    self.wait_buffer(mover, i);
+                    self.bufs[i as usize].pinned = true;
+                }
+                EventKind::RemoveUsecnt => {
+                    self.bufs[i as usize].pinned = false;
+                    if self.config.policy == Policy::Compact {
+                        self.slide_down_once(mover, i);
+                    }
+                }
+                EventKind::Madv(m) => {
+                    let dontneed = m == Madv::DontNeed;
+                    let b = &mut self.bufs[i as usize];
+                    b.dontneed = dontneed;
+                    if b.offset != NONE {
+                        if dontneed {
+                            self.purgeable.insert(i);
+                        } else {
+                            self.purgeable.remove(&i);
+                        }
+                    }
+                }
+                EventKind::Destroy => self.destroy(mover, i),
+            }
+        }
+        self.events += 1;
+        self.last_time_us = event.time_us;
+        sink.after_event(&self.metrics());
+        Ok(())
+    }
+
+    /// Waits for every move in flight.
+    pub fn drain<M: Mover + ?Sized>(&mut self, mover: &mut M) {
+        for f in core::mem::take(&mut self.inflight) {
+            mover.wait(f.ticket);
+            self.counters.waits += 1;
+            self.clear_ticket(f.buffer, f.ticket);
+        }
+    }
+
+    // ---- moves in flight ----
+
+    fn clear_ticket(&mut self, buffer: u32, ticket: Ticket) {
+        let b = &mut self.bufs[buffer as usize];
+        if b.inflight == Some(ticket) {
+            b.inflight = None;
+        }
+    }
+
+    fn poll<M: Mover + ?Sized>(&mut self, mover: &mut M) {
+        let mut k = 0;
+        while k < self.inflight.len() {
+            let f = self.inflight[k];
+            if mover.poll(f.ticket) {
+                self.inflight.swap_remove(k);
+                self.clear_ticket(f.buffer, f.ticket);
+            } else {
+                k += 1;
+            }
+        }
+    }
+
+    fn submit<M: Mover + ?Sized>(
+        &mut self,
+        mover: &mut M,
+        mv: Move,
+        src: Option<(u32, u32)>,
+        dst: Option<(u32, u32)>,
+    ) {
+        let ticket = mover.submit(&mv);
+        let buffer = mv.buffer();
+        self.inflight.push(InFlight {
+            ticket,
+            buffer,
+            src,
+            dst,
+        });
+        self.bufs[buffer as usize].inflight = Some(ticket);
+        if self.inflight.len() > POLL_AT {
+            self.poll(mover);
+        }
+    }
+
+    /// Before touching a buffer: its move (at most one) must be complete.
+    fn wait_buffer<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32) {
+        if let Some(t) = self.bufs[i as usize].inflight.take() {
+            mover.wait(t);
+            self.counters.waits += 1;
+            if let Some(k) = self.inflight.iter().position(|f| f.ticket == t) {
+                self.inflight.swap_remove(k);
+            }
+        }
+    }
+
+    /// Before writing [a, b): no move may still read or write there.
+    fn wait_range<M: Mover + ?Sized>(&mut self, mover: &mut M, a: u32, b: u32) {
+        let mut k = 0;
+        while k < self.inflight.len() {
+            let f = self.inflight[k];
+            if overlaps(f.src, a, b) || overlaps(f.dst, a, b) {
+                mover.wait(f.ticket);
+                self.counters.waits += 1;
+                self.inflight.swap_remove(k);
+                self.clear_ticket(f.buffer, f.ticket);
+            } else {
+                k += 1;
+            }
+        }
+    }
+
+    // ---- MRU list ----
+
+    fn mru_push(&mut self, i: u32) {
+        let old_head = self.mru_head;
+        let b = &mut self.bufs[i as usize];
+        b.newer = NONE;
+        b.older = old_head;
+        if old_head != NONE {
+            self.bufs[old_head as usize].newer = i;
+        } else {
+            self.mru_tail = i;
+        }
+        self.mru_head = i;
+    }
+
+    fn mru_unlink(&mut self, i: u32) {
+        let Buf { newer, older, .. } = self.bufs[i as usize];
+        if newer != NONE {
+            self.bufs[newer as usize].older = older;
+        } else {
+            self.mru_head = older;
+        }
+        if older != NONE {
+            self.bufs[older as usize].newer = newer;
+        } else {
+            self.mru_tail = newer;
+        }
+        let b = &mut self.bufs[i as usize];
+        b.newer = NONE;
+        b.older = NONE;
+    }
+
+    // ---- placement ----
+
+    fn evictable(&self, i: u32) -> bool {
+        let b = &self.bufs[i as usize];
+        b.offset != NONE && !b.pinned && !b.unmoveable
+    }
+
+    /// Takes a resident buffer out of the pool's structures (no move).
+    fn unplace(&mut self, i: u32) -> u32 {
+        let b = self.bufs[i as usize];
+        self.free.release(b.offset, b.units);
+        self.by_offset.remove(&b.offset);
+        if b.dontneed {
+            self.purgeable.remove(&i);
+        }
+        self.mru_unlink(i);
+        self.resident -= 1;
+        self.bufs[i as usize].offset = NONE;
+        b.offset
+    }
+
+    /// Makes a non-resident buffer resident at `at` and moves its content there.
+    fn place<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32, at: u32, create: bool) {
+        let b = self.bufs[i as usize];
+        self.wait_range(mover, at, at + b.units);
+        self.free.allocate(at, b.units);
+        self.by_offset.insert(at, i);
+        if b.dontneed {
+            self.purgeable.insert(i);
+        }
+        self.bufs[i as usize].offset = at;
+        self.resident += 1;
+        self.overflow_bytes -= b.size;
+        self.mru_push(i);
+        let to = self.pool_loc(at);
+        let dst = Some((at, at + b.units));
+        let mv = if create || !b.has_content {
+            let generation = if create {
+                b.generation
+            } else {
+                b.generation + 1
+            };
+            let buf = &mut self.bufs[i as usize];
+            buf.generation = generation;
+            buf.has_content = true;
+            self.counters.fills += 1;
+            Move::Fill {
+                buffer: i,
+                generation,
+                size: b.size,
+                to,
+            }
+        } else {
+            self.counters.page_ins += 1;
+            self.counters.moves += 1;
+            self.counters.bytes.page_in += b.size;
+            Move::Copy {
+                buffer: i,
+                generation: b.generation,
+                size: b.size,
+                from: Location::Overflow,
+                to,
+            }
+        };
+        self.submit(mover, mv, None, dst);
+    }
+
+    fn page_in<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32, create: bool) {
+        let need = self.bufs[i as usize].units;
+        let spot = if need > self.free.units() {
+            None
+        } else {
+            match self.config.policy {
+                Policy::FirstFit | Policy::Compact => self.room_first_fit(mover, need),
+                Policy::DrmMm => self.room_drm_mm(mover, need),
+                Policy::Defrag => self.room_defrag(mover, need),
+            }
+        };
+        match spot {
+            Some(at) => self.place(mover, i, at, create),
+            None => {
+                self.counters.rule1_failures += 1;
+                if create {
+                    let b = self.bufs[i as usize];
+                    self.counters.fills += 1;
+                    let mv = Move::Fill {
+                        buffer: i,
+                        generation: b.generation,
+                        size: b.size,
+                        to: Location::Overflow,
+                    };
+                    self.submit(mover, mv, None, None);
+                }
+            }
+        }
+    }
+
+    fn page_out<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32) {
+        self.wait_buffer(mover, i);
+        let b = self.bufs[i as usize];
+        let at = self.unplace(i);
+        self.overflow_bytes += b.size;
+        self.counters.page_outs += 1;
+        self.counters.moves += 1;
+        self.counters.bytes.page_out += b.size;
+        let mv = Move::Copy {
+            buffer: i,
+            generation: b.generation,
+            size: b.size,
+            from: self.pool_loc(at),
+            to: Location::Overflow,
+        };
+        // The old range is being read until the copy completes.
+        self.submit(mover, mv, Some((at, at + b.units)), None);
+    }
+
+    /// Purges every resident dontneed buffer that is neither pinned nor
+    /// unmoveable. Returns how many were purged.
+    fn purge_all<M: Mover + ?Sized>(&mut self, mover: &mut M) -> usize {
+        if self.purgeable.is_empty() {
+            return 0;
+        }
+        let victims: Vec<u32> = self
+            .purgeable
+            .iter()
+            .copied()
+            .filter(|&i| self.evictable(i))
+            .collect();
+        for &i in &victims {
+            self.wait_buffer(mover, i);
+            let b = self.bufs[i as usize];
+            let at = self.unplace(i);
+            self.overflow_bytes += b.size;
+            self.bufs[i as usize].has_content = false;
+            self.counters.purges += 1;
+            self.counters.bytes.purged += b.size;
+            self.submit(
+                mover,
+                Move::Drop {
+                    buffer: i,
+                    size: b.size,
+                    from: self.pool_loc(at),
+                },
+                None,
+                None,
+            );
+        }
+        victims.len()
+    }
+
+    /// Moves a resident buffer down to `to` (pool to pool, possibly overlapping).
+    fn move_down<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32, to: u32) {
+        self.wait_buffer(mover, i);
+        let b = self.bufs[i as usize];
+        debug_assert!(to < b.offset);
+        self.free.release(b.offset, b.units);
+        self.wait_range(mover, to, to + b.units);
+        self.free.allocate(to, b.units);
+        self.by_offset.remove(&b.offset);
+        self.by_offset.insert(to, i);
+        self.bufs[i as usize].offset = to;
+        self.counters.compaction_moves += 1;
+        self.counters.moves += 1;
+        self.counters.bytes.compaction += b.size;
+        let mv = Move::Copy {
+            buffer: i,
+            generation: b.generation,
+            size: b.size,
+            from: self.pool_loc(b.offset),
+            to: self.pool_loc(to),
+        };
+        self.submit(
+            mover,
+            mv,
+            Some((b.offset, b.offset + b.units)),
+            Some((to, to + b.units)),
+        );
+    }
+
+    /// `compact`: an unpinned resident buffer slides down to the end of its
+    /// lower neighbour (or 0) once.
+    fn slide_down_once<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32) {
+        let b = self.bufs[i as usize];
+        if b.offset == NONE || b.unmoveable {
+            return;
+        }
+        let floor = match self.by_offset.range(..b.offset).next_back() {
+            Some((&o, &j)) => o + self.bufs[j as usize].units,
+            None => 0,
+        };
+        if floor < b.offset {
+            self.move_down(mover, i, floor);
+        }
+    }
+
+    fn room_first_fit<M: Mover + ?Sized>(&mut self, mover: &mut M, need: u32) -> Option<u32> {
+        if let Some(at) = self.free.first_fit(need) {
+            return Some(at);
+        }
+        if self.purge_all(mover) > 0 {
+            if let Some(at) = self.free.first_fit(need) {
+                return Some(at);
+            }
+        }
+        let mut cursor = self.mru_tail;
+        while cursor != NONE {
+            let c = cursor;
+            cursor = self.bufs[c as usize].newer;
+            if self.evictable(c) {
+                self.page_out(mover, c);
+                if let Some(at) = self.free.first_fit(need) {
+                    return Some(at);
+                }
+            }
+        }
+        None
+    }
+
+    fn room_drm_mm<M: Mover + ?Sized>(&mut self, mover: &mut M, need: u32) -> Option<u32> {
+        if let Some(at) = self.free.best_fit(need) {
+            return Some(at);
+        }
+        if self.purge_all(mover) > 0 {
+            if let Some(at) = self.free.best_fit(need) {
+                return Some(at);
+            }
+        }
+        // The scan: add LRU candidates one by one, keeping the maximal runs
+        // that candidates and the holes next to them would form if evicted.
+        // Nothing moves until some run fits.
+        let mut runs: BTreeMap<u32, u32> = BTreeMap::new();
+        let mut candidates: BTreeMap<u32, u32> = BTreeMap::new();
+        let mut cursor = self.mru_tail;
+        while cursor != NONE {
+            let c = cursor;
+            cursor = self.bufs[c as usize].newer;
+            if !self.evictable(c) {
+                continue;
+            }
+            let (o, units) = (self.bufs[c as usize].offset, self.bufs[c as usize].units);
+            candidates.insert(o, c);
+            let (mut start, mut end) = (o, o + units);
+            match runs.range(..o).next_back().map(|(&s, &e)| (s, e)) {
+                Some((s, e)) if e == o => {
+                    runs.remove(&s);
+                    start = s;
+                }
+                _ => {
+                    if let Some((h, _)) = self.free.hole_ending_at(o) {
+                        start = h;
+                    }
+                }
+            }
+            if let Some(e) = runs.remove(&end) {
+                end = e;
+            } else if let Some(l) = self.free.hole_starting_at(end) {
+                end += l;
+            }
+            runs.insert(start, end);
+            if end - start >= need {
+                // Of the two extreme windows, evict under the cheaper one.
+                let cost = |p: u32| -> u64 {
+                    candidates
+                        .range(start..p + need)
+                        .map(|(&co, &ci)| (co, self.bufs[ci as usize].units))
+                        .filter(|&(co, cu)| co + cu > p)
+                        .map(|(_, cu)| cu as u64)
+                        .sum()
+                };
+                let (low, high) = (start, end - need);
+                let p = if cost(high) < cost(low) { high } else { low };
+                let victims: Vec<u32> = candidates
+                    .range(start..p + need)
+                    .filter(|&(&co, &ci)| co + self.bufs[ci as usize].units > p)
+                    .map(|(_, &ci)| ci)
+                    .collect();
+                for v in victims {
+                    self.page_out(mover, v);
+                }
+                debug_assert!(self.free.is_free(p, need));
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    /// Segments of the pool between immovable (pinned or unmoveable)
+    /// resident buffers: (start, end, movable units inside).
+    fn segments(&self) -> Vec<(u32, u32, u32)> {
+        let mut segs = Vec::new();
+        let (mut start, mut movable) = (0u32, 0u32);
+        for (&o, &i) in &self.by_offset {
+            let b = &self.bufs[i as usize];
+            if b.pinned || b.unmoveable {
+                if o > start {
+                    segs.push((start, o, movable));
+                }
+                start = o + b.units;
+                movable = 0;
+            } else {
+                movable += b.units;
+            }
+        }
+        if self.free.units() > start {
+            segs.push((start, self.free.units(), movable));
+        }
+        segs
+    }
+
+    /// Slides every buffer of a segment (all movable) down, in address order.
+    fn compact_segment<M: Mover + ?Sized>(&mut self, mover: &mut M, start: u32, end: u32) {
+        let members: Vec<u32> = self.by_offset.range(start..end).map(|(_, &i)| i).collect();
+        let mut cursor = start;
+        for i in members {
+            let b = self.bufs[i as usize];
+            if b.offset > cursor {
+                self.move_down(mover, i, cursor);
+            }
+            cursor += b.units;
+        }
+    }
+
+    /// `defrag`. A page-in that cannot succeed (no segment between pinned and
+    /// unmoveable buffers is long enough) fails before purging or paging out
+    /// anything. Compaction is confined to the one segment (between
+    /// immovable buffers) that will hold the buffer, and happens only once the
+    /// arithmetic says that segment can: the same page-outs as compacting the
+    /// whole pool every round, far fewer bytes copied.
+    fn room_defrag<M: Mover + ?Sized>(&mut self, mover: &mut M, need: u32) -> Option<u32> {
+        if let Some(at) = self.free.first_fit(need) {
+            return Some(at);
+        }
+        // Pinned and unmoveable buffers stay put: if no segment between them
+        // is long enough, no purge or page-out can help, so none is done.
+        if !self.segments().iter().any(|&(s, e, _)| e - s >= need) {
+            return None;
+        }
+        if self.purge_all(mover) > 0 {
+            if let Some(at) = self.free.first_fit(need) {
+                return Some(at);
+            }
+        }
+        let mut segs = self.segments();
+        let fits = |&(s, e, m): &(u32, u32, u32)| e - s - m >= need;
+        if let Some(&(s, e, _)) = segs.iter().find(|seg| fits(seg)) {
+            self.compact_segment(mover, s, e);
+            return self.free.first_fit(need);
+        }
+        let mut cursor = self.mru_tail;
+        while cursor != NONE {
+            let c = cursor;
+            cursor = self.bufs[c as usize].newer;
+            if !self.evictable(c) {
+                continue;
+            }
+            let (o, units) = (self.bufs[c as usize].offset, self.bufs[c as usize].units);
+            self.page_out(mover, c);
+            if let Some(at) = self.free.first_fit(need) {
+                return Some(at);
+            }
+            let k = segs.partition_point(|seg| seg.0 <= o) - 1;
+            segs[k].2 -= units;
+            if fits(&segs[k]) {
+                self.compact_segment(mover, segs[k].0, segs[k].1);
+                return self.free.first_fit(need);
+            }
+        }
+        None
+    }
+
+    fn destroy<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32) {
+        self.wait_buffer(mover, i);
+        let b = self.bufs[i as usize];
+        let at = if b.offset != NONE {
+            let at = self.unplace(i);
+            self.pool_loc(at)
+        } else {
+            self.overflow_bytes -= b.size;
+            Location::Overflow
+        };
+        let buf = &mut self.bufs[i as usize];
+        buf.live = false;
+        buf.pinned = false;
+        buf.dontneed = false;
+        self.live -= 1;
+        self.submit(
+            mover,
+            Move::Free {
+                buffer: i,
+                size: b.size,
+                at,
+            },
+            None,
+            None,
+        );
+    }
+
+    // ---- pictures and checks ----
+
+    /// The pool and the overflow now; the overflow is laid out end to end in
+    /// buffer order.
+    pub fn snapshot(&self) -> Snapshot {
+        let state = |b: &Buf| {
+            if b.unmoveable {
+                BufferState::Unmoveable
+            } else if b.pinned {
+                BufferState::Pinned
+            } else {
+                BufferState::Movable
+            }
+        };
+        let resident = self
+            .by_offset
+            .iter()
+            .map(|(&o, &i)| {
+                let b = &self.bufs[i as usize];
+                SnapshotBuffer {
+                    buffer: i,
+                    offset: (o as u64) << self.shift,
+                    size: b.size,
+                    state: state(b),
+                }
+            })
+            .collect();
+        let mut at = 0;
+        let mut overflow = Vec::new();
+        for (i, b) in self.bufs.iter().enumerate() {
+            if b.live && b.offset == NONE {
+                overflow.push(SnapshotBuffer {
+                    buffer: i as u32,
+                    offset: at,
+                    size: b.size,
+                    state: state(b),
+                });
+                at += b.size;
+            }
+        }
+        Snapshot {
+            event: self.events.saturating_sub(1),
+            time_us: self.last_time_us,
+            resident,
+            overflow,
+        }
+    }
+
+    /// Checks every invariant; O(n log n). Tests call it after every event.
+    pub fn check_invariants(&self) -> Result<(), InvariantError> {
+        use alloc::format;
+        let err = |s: String| Err(InvariantError(s));
+        let units = self.free.units();
+        let mut used = Vec::new();
+        let (mut resident, mut live, mut overflow) = (0usize, 0usize, 0u64);
+        for (i, b) in self.bufs.iter().enumerate() {
+            let i = i as u32;
+            if !b.live {
+                if b.offset != NONE || b.pinned {
+                    return err(format!("dead buffer #{i} is resident or pinned"));
+                }
+                continue;
+            }
+            live += 1;
+            if b.units as u64
+                != b.size
+                    .div_ceil(self.config.alignment)
+                    .max(1)
+                    .min(units as u64 + 1)
+            {
+                return err(format!(
+                    "buffer #{i} holds {} units for {} bytes",
+                    b.units, b.size
+                ));
+            }
+            if b.offset == NONE {
+                overflow += b.size;
+                if self.purgeable.contains(&i) {
+                    return err(format!("non-resident #{i} in the purgeable set"));
+                }
+                continue;
+            }
+            resident += 1;
+            if b.offset + b.units > units {
+                return err(format!(
+                    "buffer #{i} at unit {} + {} runs past the pool ({units})",
+                    b.offset, b.units
+                ));
+            }
+            if self.by_offset.get(&b.offset) != Some(&i) {
+                return err(format!("buffer #{i} missing from the address index"));
+            }
+            if b.dontneed != self.purgeable.contains(&i) {
+                return err(format!("purgeable set wrong for #{i}"));
+            }
+            if !b.has_content {
+                return err(format!("resident #{i} has no content"));
+            }
+        }
+        if live != self.live || resident != self.resident || self.by_offset.len() != resident {
+            return err(format!(
+                "counts: live {live}/{} resident {resident}/{} indexed {}",
+                self.live,
+                self.resident,
+                self.by_offset.len()
+            ));
+        }
+        if overflow != self.overflow_bytes {
+            return err(format!(
+                "overflow bytes {} but non-resident buffers sum to {overflow}",
+                self.overflow_bytes
+            ));
+        }
+        let mut end = 0;
+        for (&o, &i) in &self.by_offset {
+            if o < end {
+                return err(format!(
+                    "buffer #{i} at unit {o} overlaps the one below (ends at {end})"
+                ));
+            }
+            let b = &self.bufs[i as usize];
+            end = o + b.units;
+            used.push((o, b.units));
+        }
+        if let Err(e) = self.free.check(&used) {
+            return err(e);
+        }
+        let used_units: u32 = used.iter().map(|u| u.1).sum();
+        if used_units + self.free.free_units() != units {
+            return err(format!(
+                "used {used_units} + free {} != {units} units",
+                self.free.free_units()
+            ));
+        }
+        // MRU: exactly the resident buffers, links consistent both ways.
+        let (mut c, mut prev, mut n) = (self.mru_head, NONE, 0usize);
+        while c != NONE {
+            let b = &self.bufs[c as usize];
+            if !b.live || b.offset == NONE {
+                return err(format!("MRU list holds non-resident #{c}"));
+            }
+            if b.newer != prev {
+                return err(format!("MRU back link of #{c} is wrong"));
+            }
+            n += 1;
+            if n > resident {
+                return err("MRU list longer than the resident set (cycle?)".into());
+            }
+            prev = c;
+            c = b.older;
+        }
+        if n != resident || self.mru_tail != prev {
+            return err(format!("MRU list holds {n} of {resident} resident buffers"));
+        }
+        // Moves in flight: one per buffer, ticket recorded, and no resident
+        // buffer other than the mover's own overlaps a range still in use.
+        for (k, f) in self.inflight.iter().enumerate() {
+            if self.bufs[f.buffer as usize].inflight != Some(f.ticket) {
+                return err(format!(
+                    "move {:?} of #{} not recorded on the buffer",
+                    f.ticket, f.buffer
+                ));
+            }
+            if self.inflight[k + 1..].iter().any(|g| g.buffer == f.buffer) {
+                return err(format!("two moves in flight for #{}", f.buffer));
+            }
+            for (s, e) in [f.src, f.dst].into_iter().flatten() {
+                let lo = self.by_offset.range(..s).next_back().map_or(s, |(&o, _)| o);
+                for (&o, &j) in self.by_offset.range(lo..e) {
+                    if j != f.buffer && o + self.bufs[j as usize].units > s {
+                        return err(format!(
+                            "#{j} placed over [{s}, {e}) still used by a move of #{}",
+                            f.buffer
+                        ));
+                    }
+                }
+            }
+        }
+        for (i, b) in self.bufs.iter().enumerate() {
+            if let Some(t) = b.inflight {
+                if !self.inflight.iter().any(|f| f.ticket == t) {
+                    return err(format!("#{i} waits for {t:?}, which is not in flight"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a buffer is pinned.
+    pub fn is_pinned(&self, buffer: BufferIndex) -> bool {
+        self.bufs
+            .get(buffer as usize)
+            .is_some_and(|b| b.live && b.pinned)
+    }
+}
