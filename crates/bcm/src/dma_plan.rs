@@ -1,1 +1,771 @@
-//! (being written)
+//! Planning a memory-to-memory DMA transfer as a chain of control blocks.
+//!
+//! The BCM2837 DMA engine executes a linked list of 32-byte control blocks
+//! (BCM2835 ARM Peripherals, section 4.2.1.1). This module decides, without
+//! touching hardware, how one logical move becomes that list: how long each
+//! block may be on the chosen channel, which transfer-information (TI) bits
+//! each block carries, how an overlapping move is split so that no block reads
+//! a byte an earlier block already overwrote, and which moves are refused
+//! before anything reaches the hardware. The firmware's driver (`src/dma.rs`)
+//! only writes the blocks this module yields into coherent memory and starts
+//! the channel.
+//!
+//! Every refusal here is deliberate: the real engine does not report a bad
+//! control block in any useful way (a length that is not a multiple of 4 makes
+//! QEMU spin forever, and on silicon an upward overlapping move silently
+//! corrupts the data), so the plan is the last place a mistake can be caught.
+
+use core::fmt;
+
+/// First ARM physical address that is not SDRAM as the DMA engine sees it:
+/// the peripherals start at 0x3F00_0000 on the BCM2837.
+pub const SDRAM_END: u64 = 0x3F00_0000;
+
+/// The bus alias through which the DMA engine sees SDRAM without going through
+/// the VideoCore L2 cache (the "C" alias, used for uncached access on Pi 2/3).
+pub const SDRAM_BUS_ALIAS: u32 = 0xC000_0000;
+
+/// Longest block a lite channel (7 to 14) accepts: its TXFR_LEN has 16 bits,
+/// and lengths must stay multiples of 4.
+pub const LITE_MAX_BLOCK: u32 = 65_532;
+
+/// Longest block on a full channel: TXFR_LEN is 30 bits wide in 1D mode
+/// (bits 29:0), rounded down to a multiple of 4.
+pub const FULL_MAX_BLOCK: u32 = (1 << 30) - 4;
+
+/// Every length and address must be a multiple of this (32-bit transfer
+/// granularity; QEMU's model copies in 4-byte steps and hangs otherwise).
+pub const GRANULE: u64 = 4;
+
+/// Control blocks must be 32-byte aligned (CONBLK_AD and NEXTCONBK ignore the
+/// low 5 bits).
+pub const CB_ALIGN: usize = 32;
+
+/// Transfer-information bits (TI register / first word of a control block),
+/// from the BCM2835 ARM Peripherals datasheet, section 4.2.1.2 (TI).
+pub mod ti {
+    /// Raise an interrupt at the end of the block (unused: the driver polls).
+    pub const INTEN: u32 = 1 << 0;
+    /// 2D mode (not available on lite channels; never used here).
+    pub const TDMODE: u32 = 1 << 1;
+    /// Wait for the AXI write response of each write before going on, so that
+    /// END means the data has reached memory and consecutive blocks are
+    /// ordered (the overlap argument of [`super::Plan`] relies on it).
+    pub const WAIT_RESP: u32 = 1 << 3;
+    /// Increment the destination address after each write.
+    pub const DEST_INC: u32 = 1 << 4;
+    /// 128-bit destination writes (full channels only).
+    pub const DEST_WIDTH: u32 = 1 << 5;
+    /// Increment the source address after each read.
+    pub const SRC_INC: u32 = 1 << 8;
+    /// 128-bit source reads (full channels only).
+    pub const SRC_WIDTH: u32 = 1 << 9;
+    /// Shift of the 4-bit BURST_LENGTH field.
+    pub const BURST_LENGTH_SHIFT: u32 = 12;
+    /// Mask of the BURST_LENGTH field once shifted.
+    pub const BURST_LENGTH_MASK: u32 = 0xF << BURST_LENGTH_SHIFT;
+    /// Do not issue 128-bit writes as 2-beat bursts.
+    pub const NO_WIDE_BURSTS: u32 = 1 << 26;
+
+    /// The BURST_LENGTH field for `beats` (0 means single transfers).
+    pub const fn burst_length(beats: u32) -> u32 {
+        (beats & 0xF) << BURST_LENGTH_SHIFT
+    }
+}
+
+/// What kind of engine a channel number names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelKind {
+    /// Channels 0 to 6 and 15. `deep_fifo` is set for 0 and 15, the only ones
+    /// fitted with the external 128-bit x 8 read FIFO (datasheet 4.3).
+    Full { deep_fifo: bool },
+    /// Channels 7 to 14: 16-bit TXFR_LEN, no 2D mode, about half the bandwidth.
+    Lite,
+}
+
+impl ChannelKind {
+    /// The kind of channel `channel` (0 to 15).
+    ///
+    /// This is decided by the channel number, never by the DEBUG register's
+    /// LITE bit, because QEMU models every channel as a full one and reports
+    /// no lite channel.
+    pub fn of(channel: u8) -> Result<Self, PlanError> {
+        match channel {
+            0 | 15 => Ok(ChannelKind::Full { deep_fifo: true }),
+            1..=6 => Ok(ChannelKind::Full { deep_fifo: false }),
+            7..=14 => Ok(ChannelKind::Lite),
+            _ => Err(PlanError::NoSuchChannel { channel }),
+        }
+    }
+
+    /// The hardware limit on one block's length on this kind of channel.
+    pub fn max_block(self) -> u32 {
+        match self {
+            ChannelKind::Full { .. } => FULL_MAX_BLOCK,
+            ChannelKind::Lite => LITE_MAX_BLOCK,
+        }
+    }
+
+    /// The TI bits every memory-to-memory block on this kind of channel
+    /// carries; see [`Engine::ti`].
+    pub fn ti(self) -> u32 {
+        Engine::new(self).ti()
+    }
+}
+
+/// How blocks are built for one channel: its kind, the longest block to
+/// plan, and whether full channels write 128 bits at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Engine {
+    pub kind: ChannelKind,
+    /// Longest block to plan, at most the channel's hardware limit (a smaller
+    /// value lets tests force lite-sized chaining on any channel).
+    pub max_block: u32,
+    /// 128-bit destination writes on full channels. QEMU 7.2 ignores the
+    /// width bits, but newer QEMU releases refuse DEST_WIDTH with CS.ERROR
+    /// ("128bit transfers not yet supported"), so the firmware clears this
+    /// under emulation and keeps it on silicon.
+    pub wide_writes: bool,
+}
+
+impl Engine {
+    /// The engine of a channel of `kind`, with the hardware's block limit and
+    /// wide writes.
+    pub fn new(kind: ChannelKind) -> Self {
+        Engine {
+            kind,
+            max_block: kind.max_block(),
+            wide_writes: true,
+        }
+    }
+
+    /// The engine of channel `channel`.
+    pub fn for_channel(channel: u8) -> Result<Self, PlanError> {
+        Ok(Self::new(ChannelKind::of(channel)?))
+    }
+
+    /// The longest block this engine plans.
+    pub fn block_limit(&self) -> u32 {
+        self.max_block.min(self.kind.max_block())
+    }
+
+    /// The TI bits every memory-to-memory block carries.
+    ///
+    /// Choices (the datasheet's section 4.3 on AXI bursts is the reason):
+    /// - Channels 0 and 15 read through their 8 x 128-bit FIFO, so a 128-bit
+    ///   read burst of 8 beats fits in it.
+    /// - The other full channels have no such FIFO: a read burst larger than
+    ///   the engine's internal buffer stalls the AXI read bus until the data
+    ///   is written out (and can lock the bus up), so they use 128-bit reads
+    ///   in bursts of 2 beats (256 bits, the engine's internal register).
+    /// - Lite channels get 32-bit accesses in bursts of 4 beats (128 bits).
+    ///
+    /// NO_WIDE_BURSTS stays clear: 2-beat wide writes are the efficient
+    /// default for memory; Linux sets that bit only for some peripherals, not
+    /// for memcpy. INTEN stays clear because the driver polls CS.END.
+    pub fn ti(&self) -> u32 {
+        let base = ti::SRC_INC | ti::DEST_INC | ti::WAIT_RESP;
+        let wide = |burst| {
+            let dest = if self.wide_writes { ti::DEST_WIDTH } else { 0 };
+            base | ti::SRC_WIDTH | dest | ti::burst_length(burst)
+        };
+        match self.kind {
+            ChannelKind::Full { deep_fifo: true } => wide(8),
+            ChannelKind::Full { deep_fifo: false } => wide(2),
+            ChannelKind::Lite => base | ti::burst_length(4),
+        }
+    }
+
+    /// Plans `transfer` on this engine; see [`Plan::new`].
+    pub fn plan(&self, transfer: Transfer) -> Result<Plan, PlanError> {
+        Plan::new(transfer, self)
+    }
+}
+
+/// Why a transfer cannot be planned. Nothing reaches the hardware when a plan
+/// is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanError {
+    /// The length is not a multiple of 4 bytes.
+    LengthNotMultipleOf4 { len: u64 },
+    /// The source or destination address is not 4-byte aligned.
+    Misaligned { addr: u64 },
+    /// The destination starts inside the source (src < dest < src + len): a
+    /// forward copy would read bytes it already overwrote. The pool core only
+    /// ever moves buffers downward.
+    UpwardOverlap { src: u64, dest: u64, len: u64 },
+    /// The range is not SDRAM the DMA engine can address through the bus alias.
+    NotSdram { addr: u64, len: u64 },
+    /// A block length limit that is zero or not a multiple of 4.
+    BadBlockLimit { max_block: u32 },
+    /// Channel numbers are 0 to 15.
+    NoSuchChannel { channel: u8 },
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            PlanError::LengthNotMultipleOf4 { len } => {
+                write!(f, "DMA length {len} bytes is not a multiple of 4; refused before reaching the engine")
+            }
+            PlanError::Misaligned { addr } => write!(f, "DMA address {addr:#x} is not 4-byte aligned"),
+            PlanError::UpwardOverlap { src, dest, len } => write!(
+                f,
+                "upward overlapping DMA move refused: {len} bytes from {src:#x} to {dest:#x} would read overwritten bytes"
+            ),
+            PlanError::NotSdram { addr, len } => {
+                write!(f, "{len} bytes at {addr:#x} are not SDRAM the DMA engine can address (limit {SDRAM_END:#x})")
+            }
+            PlanError::BadBlockLimit { max_block } => {
+                write!(f, "block limit {max_block} is not a positive multiple of 4")
+            }
+            PlanError::NoSuchChannel { channel } => write!(f, "DMA channel {channel} does not exist (0 to 15)"),
+        }
+    }
+}
+
+/// One memory-to-memory move in ARM physical addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    pub src: u64,
+    pub dest: u64,
+    pub len: u64,
+}
+
+/// One planned control block, with bus addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Block {
+    pub ti: u32,
+    pub source_ad: u32,
+    pub dest_ad: u32,
+    pub txfr_len: u32,
+}
+
+/// Converts an ARM physical SDRAM range to the bus address of its start.
+pub fn bus_address(addr: u64, len: u64) -> Result<u32, PlanError> {
+    match addr.checked_add(len) {
+        Some(end) if end <= SDRAM_END => Ok(addr as u32 | SDRAM_BUS_ALIAS),
+        _ => Err(PlanError::NotSdram { addr, len }),
+    }
+}
+
+/// A validated transfer and the block size it is cut into. Iterate
+/// [`Plan::blocks`] to get the control blocks in the order they must run.
+///
+/// Blocks run in ascending address order. For a downward overlapping move
+/// (dest < src < dest + len, distance d = src - dest) every block is at most
+/// d bytes long, so a block's source range never meets its own destination
+/// range, and its destination lies entirely below every source byte a later
+/// block reads: no block reads a byte an earlier block wrote. WAIT_RESP makes
+/// each block's writes land before the next block starts, which is what makes
+/// that ordering hold on the bus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    transfer: Transfer,
+    source_bus: u32,
+    dest_bus: u32,
+    chunk: u64,
+    ti: u32,
+}
+
+impl Plan {
+    /// Plans `transfer` on `engine`: validates it completely, so that a plan
+    /// that exists can be handed to the hardware as it is.
+    pub fn new(transfer: Transfer, engine: &Engine) -> Result<Self, PlanError> {
+        let Transfer { src, dest, len } = transfer;
+        if len % GRANULE != 0 {
+            return Err(PlanError::LengthNotMultipleOf4 { len });
+        }
+        for addr in [src, dest] {
+            if addr % GRANULE != 0 {
+                return Err(PlanError::Misaligned { addr });
+            }
+        }
+        if src < dest && dest < src.saturating_add(len) {
+            return Err(PlanError::UpwardOverlap { src, dest, len });
+        }
+        let source_bus = bus_address(src, len)?;
+        let dest_bus = bus_address(dest, len)?;
+        let limit = engine.block_limit();
+        if limit == 0 || u64::from(limit) % GRANULE != 0 {
+            return Err(PlanError::BadBlockLimit {
+                max_block: engine.max_block,
+            });
+        }
+        let mut chunk = u64::from(limit);
+        if dest < src && src < dest + len {
+            // Both are multiples of 4, so the distance is too.
+            chunk = chunk.min(src - dest);
+        }
+        Ok(Plan {
+            transfer,
+            source_bus,
+            dest_bus,
+            chunk,
+            ti: engine.ti(),
+        })
+    }
+
+    /// The transfer this plan performs.
+    pub fn transfer(&self) -> Transfer {
+        self.transfer
+    }
+
+    /// The longest block of the plan.
+    pub fn chunk(&self) -> u64 {
+        self.chunk
+    }
+
+    /// How many control blocks the plan needs (0 for an empty move or a move
+    /// onto itself).
+    pub fn block_count(&self) -> usize {
+        if self.is_noop() {
+            0
+        } else {
+            self.transfer.len.div_ceil(self.chunk) as usize
+        }
+    }
+
+    /// `true` when nothing has to be copied.
+    pub fn is_noop(&self) -> bool {
+        self.transfer.len == 0 || self.transfer.src == self.transfer.dest
+    }
+
+    /// The control blocks, first to run first.
+    pub fn blocks(&self) -> Blocks {
+        Blocks {
+            plan: *self,
+            index: 0,
+            count: self.block_count(),
+        }
+    }
+
+    /// The `index`-th block (0-based); `None` past the end.
+    pub fn block(&self, index: usize) -> Option<Block> {
+        if index >= self.block_count() {
+            return None;
+        }
+        let offset = index as u64 * self.chunk;
+        let len = self.chunk.min(self.transfer.len - offset);
+        // Offsets stay below `len`, which `bus_address` checked fits in SDRAM.
+        Some(Block {
+            ti: self.ti,
+            source_ad: self.source_bus + offset as u32,
+            dest_ad: self.dest_bus + offset as u32,
+            txfr_len: len as u32,
+        })
+    }
+}
+
+/// Iterator over a plan's blocks.
+#[derive(Clone, Debug)]
+pub struct Blocks {
+    plan: Plan,
+    index: usize,
+    count: usize,
+}
+
+impl Iterator for Blocks {
+    type Item = Block;
+    fn next(&mut self) -> Option<Block> {
+        let block = self.plan.block(self.index)?;
+        self.index += 1;
+        Some(block)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.count - self.index.min(self.count);
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Blocks {}
+
+/// A control block as the engine reads it from memory (datasheet 4.2.1.1):
+/// eight 32-bit words, 32-byte aligned, every address a bus address.
+#[repr(C, align(32))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ControlBlock {
+    pub ti: u32,
+    pub source_ad: u32,
+    pub dest_ad: u32,
+    pub txfr_len: u32,
+    /// 2D strides; unused in 1D mode, kept zero.
+    pub stride: u32,
+    /// Bus address of the next block, 0 to stop after this one.
+    pub nextconbk: u32,
+    pub reserved: [u32; 2],
+}
+
+impl ControlBlock {
+    /// An all-zero block.
+    pub const ZERO: ControlBlock = ControlBlock {
+        ti: 0,
+        source_ad: 0,
+        dest_ad: 0,
+        txfr_len: 0,
+        stride: 0,
+        nextconbk: 0,
+        reserved: [0; 2],
+    };
+
+    /// The block for `block`, chained to the block at bus address `next` (0: last).
+    pub fn new(block: &Block, next: u32) -> Self {
+        debug_assert_eq!(
+            next as usize % CB_ALIGN,
+            0,
+            "NEXTCONBK must be 32-byte aligned"
+        );
+        ControlBlock {
+            ti: block.ti,
+            source_ad: block.source_ad,
+            dest_ad: block.dest_ad,
+            txfr_len: block.txfr_len,
+            stride: 0,
+            nextconbk: next,
+            reserved: [0; 2],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use proptest::prelude::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    const LITE: ChannelKind = ChannelKind::Lite;
+    const FULL: ChannelKind = ChannelKind::Full { deep_fifo: false };
+
+    fn plan(t: Transfer, kind: ChannelKind, max_block: u32) -> Result<Plan, PlanError> {
+        Plan::new(
+            t,
+            &Engine {
+                kind,
+                max_block,
+                wide_writes: true,
+            },
+        )
+    }
+
+    fn phys(bus: u32) -> u64 {
+        u64::from(bus & !SDRAM_BUS_ALIAS)
+    }
+
+    /// Runs the plan over `mem` (indexed by physical address) the way the
+    /// engine may: within one block reads and writes interleave in any order,
+    /// so a block whose source meets its destination is reported; across
+    /// blocks the order is strict. Returns an error naming the first block
+    /// that reads a byte an earlier block wrote.
+    fn simulate(plan: &Plan, mem: &mut [u8]) -> Result<(), std::string::String> {
+        let mut written = vec![false; mem.len()];
+        for (i, b) in plan.blocks().enumerate() {
+            let (s, d, n) = (
+                phys(b.source_ad) as usize,
+                phys(b.dest_ad) as usize,
+                b.txfr_len as usize,
+            );
+            if s < d + n && d < s + n {
+                return Err(std::format!(
+                    "block {i} reads and writes overlapping ranges"
+                ));
+            }
+            if written[s..s + n].iter().any(|&w| w) {
+                return Err(std::format!(
+                    "block {i} reads bytes an earlier block overwrote"
+                ));
+            }
+            mem.copy_within(s..s + n, d);
+            written[d..d + n].iter_mut().for_each(|w| *w = true);
+        }
+        Ok(())
+    }
+
+    fn check(src: u64, dest: u64, len: u64, kind: ChannelKind, max_block: u32) {
+        let p = plan(Transfer { src, dest, len }, kind, max_block).unwrap();
+        let size = (src.max(dest) + len) as usize;
+        let mut mem: Vec<u8> = (0..size).map(|i| (i * 7 + i / 251) as u8).collect();
+        let mut expected = mem.clone();
+        expected.copy_within(src as usize..(src + len) as usize, dest as usize);
+        simulate(&p, &mut mem).unwrap();
+        assert!(
+            mem == expected,
+            "plan of {len} bytes {src:#x} -> {dest:#x} differs from memmove"
+        );
+
+        // Blocks tile the range exactly, in ascending order, within limits.
+        let mut next = 0u64;
+        for b in p.blocks() {
+            assert_eq!(phys(b.source_ad), src + next);
+            assert_eq!(phys(b.dest_ad), dest + next);
+            assert!(b.txfr_len > 0 && b.txfr_len % 4 == 0);
+            assert!(b.txfr_len <= kind.max_block() && b.txfr_len <= max_block);
+            assert_eq!(b.ti, kind.ti());
+            next += u64::from(b.txfr_len);
+        }
+        if src != dest {
+            assert_eq!(next, len);
+        }
+        assert_eq!(p.blocks().len(), p.block_count());
+    }
+
+    #[test]
+    fn channel_kinds_follow_the_channel_number() {
+        assert_eq!(
+            ChannelKind::of(0),
+            Ok(ChannelKind::Full { deep_fifo: true })
+        );
+        assert_eq!(
+            ChannelKind::of(15),
+            Ok(ChannelKind::Full { deep_fifo: true })
+        );
+        assert_eq!(ChannelKind::of(4), Ok(FULL));
+        for c in 7..=14 {
+            assert_eq!(ChannelKind::of(c), Ok(LITE));
+        }
+        assert_eq!(
+            ChannelKind::of(16),
+            Err(PlanError::NoSuchChannel { channel: 16 })
+        );
+        assert_eq!(LITE.max_block(), 65_532);
+    }
+
+    #[test]
+    fn ti_bits_are_a_plain_incrementing_copy() {
+        for kind in [LITE, FULL, ChannelKind::Full { deep_fifo: true }] {
+            let t = kind.ti();
+            assert_eq!(
+                t & (ti::SRC_INC | ti::DEST_INC | ti::WAIT_RESP),
+                ti::SRC_INC | ti::DEST_INC | ti::WAIT_RESP
+            );
+            assert_eq!(t & (ti::TDMODE | ti::INTEN | ti::NO_WIDE_BURSTS), 0);
+        }
+        // Narrow writes clear only DEST_WIDTH.
+        let narrow = Engine {
+            wide_writes: false,
+            ..Engine::new(FULL)
+        };
+        assert_eq!(narrow.ti(), FULL.ti() & !ti::DEST_WIDTH);
+        assert_ne!(FULL.ti() & ti::DEST_WIDTH, 0);
+        // Lite engines have no 128-bit mode.
+        assert_eq!(LITE.ti() & (ti::SRC_WIDTH | ti::DEST_WIDTH), 0);
+        // Only the deep-FIFO channels get 8-beat bursts.
+        assert_eq!(
+            ChannelKind::Full { deep_fifo: true }.ti() & ti::BURST_LENGTH_MASK,
+            ti::burst_length(8)
+        );
+        assert_eq!(FULL.ti() & ti::BURST_LENGTH_MASK, ti::burst_length(2));
+    }
+
+    #[test]
+    fn invalid_length_is_refused() {
+        let err = plan(
+            Transfer {
+                src: 0x1000,
+                dest: 0x100000,
+                len: 4098,
+            },
+            FULL,
+            u32::MAX,
+        );
+        assert_eq!(err, Err(PlanError::LengthNotMultipleOf4 { len: 4098 }));
+    }
+
+    #[test]
+    fn misaligned_addresses_are_refused() {
+        let err = plan(
+            Transfer {
+                src: 0x1002,
+                dest: 0x100000,
+                len: 4096,
+            },
+            FULL,
+            u32::MAX,
+        );
+        assert_eq!(err, Err(PlanError::Misaligned { addr: 0x1002 }));
+    }
+
+    #[test]
+    fn upward_overlap_is_refused() {
+        let t = Transfer {
+            src: 0x10000,
+            dest: 0x11000,
+            len: 0x2000,
+        };
+        assert_eq!(
+            plan(t, FULL, u32::MAX),
+            Err(PlanError::UpwardOverlap {
+                src: 0x10000,
+                dest: 0x11000,
+                len: 0x2000
+            })
+        );
+        // Touching but not overlapping upward is fine.
+        assert!(plan(
+            Transfer {
+                src: 0x10000,
+                dest: 0x12000,
+                len: 0x2000
+            },
+            FULL,
+            u32::MAX
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn non_sdram_is_refused() {
+        let t = Transfer {
+            src: 0x3EFF_F000,
+            dest: 0x1000,
+            len: 0x2000,
+        };
+        assert_eq!(
+            plan(t, FULL, u32::MAX),
+            Err(PlanError::NotSdram {
+                addr: 0x3EFF_F000,
+                len: 0x2000
+            })
+        );
+        assert_eq!(bus_address(0x8_0000, 4), Ok(0xC008_0000));
+    }
+
+    #[test]
+    fn bad_block_limits_are_refused() {
+        let t = Transfer {
+            src: 0,
+            dest: 0x10000,
+            len: 0x1000,
+        };
+        assert_eq!(
+            plan(t, FULL, 0),
+            Err(PlanError::BadBlockLimit { max_block: 0 })
+        );
+        assert_eq!(
+            plan(t, FULL, 6),
+            Err(PlanError::BadBlockLimit { max_block: 6 })
+        );
+    }
+
+    #[test]
+    fn lite_channel_chains_32_mib_in_lite_blocks() {
+        let len = 32 << 20;
+        let p = plan(
+            Transfer {
+                src: 0x100_0000,
+                dest: 0x300_0000,
+                len,
+            },
+            LITE,
+            u32::MAX,
+        )
+        .unwrap();
+        assert_eq!(p.block_count(), (len as usize).div_ceil(65_532));
+        assert!(p.blocks().all(|b| b.txfr_len <= 65_532));
+        let full = plan(
+            Transfer {
+                src: 0x100_0000,
+                dest: 0x300_0000,
+                len,
+            },
+            FULL,
+            u32::MAX,
+        )
+        .unwrap();
+        assert_eq!(full.block_count(), 1);
+    }
+
+    #[test]
+    fn downward_overlap_is_chunked_by_distance() {
+        let p = plan(
+            Transfer {
+                src: 0x11000,
+                dest: 0x10000,
+                len: 0x8000,
+            },
+            FULL,
+            u32::MAX,
+        )
+        .unwrap();
+        assert_eq!(p.chunk(), 0x1000);
+        assert_eq!(p.block_count(), 8);
+        check(0x11000, 0x10000, 0x8000, FULL, u32::MAX);
+        check(0x1004, 0x1000, 0x400, LITE, u32::MAX);
+    }
+
+    #[test]
+    fn noop_moves_have_no_blocks() {
+        assert_eq!(
+            plan(
+                Transfer {
+                    src: 64,
+                    dest: 64,
+                    len: 4096
+                },
+                FULL,
+                u32::MAX
+            )
+            .unwrap()
+            .block_count(),
+            0
+        );
+        assert_eq!(
+            plan(
+                Transfer {
+                    src: 64,
+                    dest: 4096,
+                    len: 0
+                },
+                FULL,
+                u32::MAX
+            )
+            .unwrap()
+            .block_count(),
+            0
+        );
+    }
+
+    #[test]
+    fn control_block_layout_matches_the_datasheet() {
+        assert_eq!(core::mem::size_of::<ControlBlock>(), 32);
+        assert_eq!(core::mem::align_of::<ControlBlock>(), 32);
+        let b = Block {
+            ti: 1,
+            source_ad: 2,
+            dest_ad: 3,
+            txfr_len: 4,
+        };
+        let cb = ControlBlock::new(&b, 0xC000_0040);
+        let words: [u32; 8] = unsafe { core::mem::transmute(cb) };
+        assert_eq!(words, [1, 2, 3, 4, 0, 0xC000_0040, 0, 0]);
+    }
+
+    proptest! {
+        #[test]
+        fn any_valid_plan_equals_memmove(
+            a in 0u64..2048, b in 0u64..2048, len in 0u64..1024,
+            lite in any::<bool>(), max_words in 1u32..64,
+        ) {
+            let (src, dest, len) = (a * 4, b * 4, len * 4);
+            let kind = if lite { LITE } else { FULL };
+            let max_block = max_words * 4;
+            match plan(Transfer { src, dest, len }, kind, max_block) {
+                Ok(_) => check(src, dest, len, kind, max_block),
+                Err(e) => {
+                    prop_assert_eq!(e, PlanError::UpwardOverlap { src, dest, len });
+                    prop_assert!(src < dest && dest < src + len);
+                }
+            }
+        }
+
+        #[test]
+        fn lengths_not_multiple_of_4_never_plan(len in 0u64..100_000, src in 0u64..1000) {
+            prop_assume!(len % 4 != 0);
+            prop_assert_eq!(
+                plan(Transfer { src: src * 4, dest: 0x100_0000, len }, LITE, u32::MAX),
+                Err(PlanError::LengthNotMultipleOf4 { len })
+            );
+        }
+    }
+}
