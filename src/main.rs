@@ -75,6 +75,9 @@ extern "C" fn kernel_main(entry_el: u64) -> ! {
 
     let detection = platform::detect(board.as_ref());
     exit::set_emulated(detection.emulated);
+    if let (false, Some(arm_hz)) = (detection.emulated, board.and_then(|b| b.arm_clock_hz)) {
+        timer::time_with_cycle_counter(arm_hz);
+    }
 
     let layout = match memory::plan(board.and_then(|b| b.arm_memory), mmu::coherent_range()) {
         Ok(layout) => layout,

@@ -476,8 +476,10 @@ fn cpu_copy_from(job: &CopyJob, from: usize) {
     };
 }
 
+/// Moves are timed from submit to completion on the stopwatch: the PMU cycle
+/// counter on silicon, the generic counter under QEMU (see `timer`).
 fn elapsed_ns(since: u64) -> u64 {
-    timer::ticks_to_ns(timer::now_ticks().saturating_sub(since))
+    timer::stopwatch_elapsed_ns(since)
 }
 
 /// Moves with the CPU, synchronously: every move is complete when `submit`
@@ -503,7 +505,7 @@ impl CpuMover {
 impl Mover for CpuMover {
     fn submit(&mut self, mv: &Move) -> Ticket {
         let ticket = self.store.ticket();
-        let start = timer::now_ticks();
+        let start = timer::stopwatch_ticks();
         if let Prepared::Copy(job) = self.store.prepare(mv) {
             cpu_copy(&job);
             self.store.complete(&job, elapsed_ns(start));
@@ -632,11 +634,11 @@ impl Mover for DmaMover {
     fn submit(&mut self, mv: &Move) -> Ticket {
         let ticket = self.store.ticket();
         if self.inflight.is_some() {
-            let start = timer::now_ticks();
+            let start = timer::stopwatch_ticks();
             self.finish_blocking();
             self.store.summary.stall_ns += elapsed_ns(start);
         }
-        let start = timer::now_ticks();
+        let start = timer::stopwatch_ticks();
         let Prepared::Copy(job) = self.store.prepare(mv) else {
             return ticket;
         };
@@ -693,7 +695,7 @@ impl Mover for DmaMover {
 
     fn wait(&mut self, ticket: Ticket) {
         if self.inflight.as_ref().is_some_and(|f| f.ticket == ticket) {
-            let start = timer::now_ticks();
+            let start = timer::stopwatch_ticks();
             self.finish_blocking();
             self.store.summary.stall_ns += elapsed_ns(start);
         }

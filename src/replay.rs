@@ -39,19 +39,17 @@ impl RecordSink for UartSink {
     }
 }
 
-/// The generic timer's physical counter.
-struct CounterClock;
+/// The stopwatch that also times every move (`timer::stopwatch_ticks`): the
+/// PMU cycle counter on silicon, CNTPCT_EL0 under QEMU.
+struct StopwatchClock;
 
-impl Clock for CounterClock {
+impl Clock for StopwatchClock {
     fn now_ns(&mut self) -> u64 {
-        timer::now_ns()
+        timer::stopwatch_ns(timer::stopwatch_ticks())
     }
 
     fn timer(&self) -> Timer {
-        Timer {
-            name: "CNTPCT_EL0".into(),
-            hz: timer::frequency(),
-        }
+        timer::stopwatch_timer()
     }
 }
 
@@ -189,7 +187,7 @@ fn one_run<M: MeasuredMover>(
         trace.events(),
         mover,
         &mut UartSink,
-        &mut CounterClock,
+        &mut StopwatchClock,
     ) {
         Ok(result) => Some(result),
         Err(e) => {

@@ -5,6 +5,7 @@
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTPCT_EL0};
 use core::arch::asm;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// The counter now, in ticks of [`frequency`]. The `isb` keeps the read from
 /// being hoisted above earlier instructions, so intervals measure what lies
@@ -69,4 +70,62 @@ pub fn cycles() -> u64 {
         asm!("isb", "mrs {}, pmccntr_el0", out(reg) value, options(nostack, preserves_flags));
     }
     value
+}
+
+/// The ARM clock rate the stopwatch converts cycles with; 0 while the
+/// stopwatch uses the generic counter. Written once at boot, before any move
+/// is timed (a plain store: no exclusives needed).
+static STOPWATCH_CYCLE_HZ: AtomicU64 = AtomicU64::new(0);
+
+/// Times moves and replays with the PMU cycle counter from now on, converting
+/// cycles at `arm_clock_hz` (the ARM clock the mailbox reported).
+///
+/// Only for silicon. Under QEMU the cycle counter runs at QEMU's own notional
+/// rate, not at the ARM clock the emulated mailbox reports, so cycles cannot be
+/// turned into time there and the stopwatch stays on CNTPCT_EL0. On a Pi 3 the
+/// cycle counter resolves 1/1200 MHz instead of the counter's 1/19.2 MHz
+/// (52 ns, about a 4 KiB CPU copy). The VideoCore can lower the ARM clock
+/// when it throttles (temperature, under-voltage): the platform block prints
+/// the temperature, and a throttled run would show as slower moves.
+pub fn time_with_cycle_counter(arm_clock_hz: u32) {
+    STOPWATCH_CYCLE_HZ.store(u64::from(arm_clock_hz), Ordering::Relaxed);
+}
+
+/// The stopwatch now, in its own ticks (see [`stopwatch_ns`]).
+#[inline]
+pub fn stopwatch_ticks() -> u64 {
+    if STOPWATCH_CYCLE_HZ.load(Ordering::Relaxed) == 0 {
+        now_ticks()
+    } else {
+        cycles()
+    }
+}
+
+/// Converts a stopwatch interval to nanoseconds.
+#[inline]
+pub fn stopwatch_ns(ticks: u64) -> u64 {
+    match STOPWATCH_CYCLE_HZ.load(Ordering::Relaxed) {
+        0 => ticks_to_ns(ticks),
+        hz => (u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64,
+    }
+}
+
+/// Nanoseconds elapsed since `start` (a [`stopwatch_ticks`] reading).
+#[inline]
+pub fn stopwatch_elapsed_ns(start: u64) -> u64 {
+    stopwatch_ns(stopwatch_ticks().wrapping_sub(start))
+}
+
+/// What the stopwatch is, for the records: every report names its timer.
+pub fn stopwatch_timer() -> records::Timer {
+    match STOPWATCH_CYCLE_HZ.load(Ordering::Relaxed) {
+        0 => records::Timer {
+            name: "CNTPCT_EL0 (generic timer)".into(),
+            hz: frequency(),
+        },
+        hz => records::Timer {
+            name: "PMCCNTR_EL0 (PMU cycle counter at the ARM clock)".into(),
+            hz,
+        },
+    }
 }

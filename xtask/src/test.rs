@@ -78,6 +78,11 @@ pub fn target_tests() -> Vec<TargetTest> {
             command: FirmwareCommand::FaultTests,
             check: check_dma_faults,
         },
+        TargetTest {
+            name: "replay-default-trace",
+            command: FirmwareCommand::Replay,
+            check: check_replay,
+        },
     ]
 }
 
@@ -374,4 +379,75 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), tests.len());
     }
+}
+
+/// The default trace replays under every policy with both movers: every run
+/// replays every event of the trace, verifies pages and finds none corrupted,
+/// and the policies really differ on it. Reads the results, not the log.
+fn check_replay(cx: &CheckContext<'_>) -> Result<(), String> {
+    let s = cx.session;
+    ensure(s.exit_code == 0, || {
+        format!("exit code {} (want 0)", s.exit_code)
+    })?;
+    let report = s.collector.report().map_err(|e| e.to_string())?;
+    ensure(report.source == records::Source::Qemu, || {
+        format!("source {:?}, want qemu", report.source)
+    })?;
+    ensure(report.trace.events > 0, || "the trace has no events".into())?;
+    for policy in records::Policy::ALL {
+        for mover in [records::MoverKind::Dma, records::MoverKind::Cpu] {
+            let run = report
+                .runs
+                .iter()
+                .find(|r| r.policy == policy && r.mover == mover)
+                .ok_or_else(|| format!("no result for {policy}/{mover}"))?;
+            let name = format!("{policy}/{mover}");
+            ensure(run.events == report.trace.events, || {
+                format!(
+                    "{name} replayed {} of {} events",
+                    run.events, report.trace.events
+                )
+            })?;
+            ensure(run.corrupted_pages == 0, || {
+                format!("{name}: {} corrupted pages", run.corrupted_pages)
+            })?;
+            ensure(run.verified_pages > 0, || {
+                format!("{name}: no page verified")
+            })?;
+            ensure(run.moves == 0 || run.move_latency_ns.max > 0, || {
+                format!("{name}: {} moves but no latency measured", run.moves)
+            })?;
+        }
+    }
+    // The pool core is deterministic: both movers must see the same moves.
+    for policy in records::Policy::ALL {
+        let of = |mover| {
+            report
+                .runs
+                .iter()
+                .find(|r| r.policy == policy && r.mover == mover)
+        };
+        if let (Some(dma), Some(cpu)) = (of(records::MoverKind::Dma), of(records::MoverKind::Cpu)) {
+            ensure(
+                (
+                    dma.page_outs,
+                    dma.compaction_moves,
+                    dma.bytes_moved,
+                    dma.rule1_failures,
+                ) == (
+                    cpu.page_outs,
+                    cpu.compaction_moves,
+                    cpu.bytes_moved,
+                    cpu.rule1_failures,
+                ),
+                || format!("{policy}: DMA and CPU runs made different moves"),
+            )?;
+        }
+    }
+    ensure(report.runs.iter().any(|r| r.page_outs > 0), || {
+        "no run paged anything out: the default trace does not exercise eviction".into()
+    })?;
+    ensure(report.runs.iter().any(|r| r.compaction_moves > 0), || {
+        "no run compacted: the default trace does not exercise compaction".into()
+    })
 }
