@@ -27,7 +27,7 @@ pub struct BuildOptions {
     pub trace: Option<PathBuf>,
     /// Pool size, e.g. 128MiB, 16M, 4096 (bytes); default 48 MiB with the
     /// default trace, 128 MiB with any other.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = crate::size::parse_pool_size)]
     pub pool_size: Option<u64>,
     /// Verification after each move.
     #[arg(long, value_enum)]
@@ -56,34 +56,6 @@ pub fn run(args: BuildArgs) -> Result<()> {
     println!("firmware ELF: {}", built.elf.display());
     println!("kernel8.img:  {}", built.image.display());
     Ok(())
-}
-
-/// Parses a size: a number with an optional unit (B, K/KiB, M/MiB, G/GiB; powers of 1024).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size (e.g. 128MiB, 16M, 65536)"))?;
-    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        other => {
-            return Err(format!(
-                "unknown size unit `{other}` in `{text}` (use B, KiB, MiB or GiB)"
-            ))
-        }
-    };
-    let bytes = number
-        .checked_mul(scale)
-        .ok_or_else(|| format!("`{text}` is too large"))?;
-    if bytes == 0 || bytes % 4096 != 0 {
-        return Err(format!("`{text}` must be a positive multiple of 4 KiB"));
-    }
-    Ok(bytes)
 }
 
 /// The workspace root (xtask lives one level below it).
@@ -178,7 +150,10 @@ pub fn build(options: &BuildOptions) -> Result<Built> {
             "--release",
         ])
         .env("POOLBED_TRACE_BIN", &trace);
-    command.env("POOLBED_POOL_SIZE", options.effective_pool_size().to_string());
+    command.env(
+        "POOLBED_POOL_SIZE",
+        options.effective_pool_size().to_string(),
+    );
     match options.verify {
         Some(Verify::Pages) => command.env("POOLBED_VERIFY", "pages"),
         Some(Verify::Full) => command.env("POOLBED_VERIFY", "full"),
@@ -236,22 +211,4 @@ pub fn extract_image(elf: &[u8]) -> Result<Vec<u8>> {
         bail!("the firmware ELF has no loadable content");
     }
     Ok(image)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("128MiB"), Ok(128 << 20));
-        assert_eq!(parse_size("16M"), Ok(16 << 20));
-        assert_eq!(parse_size("1g"), Ok(1 << 30));
-        assert_eq!(parse_size("65536"), Ok(65536));
-        assert_eq!(parse_size("4 KiB"), Ok(4096));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("1000").is_err(), "not a multiple of 4 KiB");
-        assert!(parse_size("12XB").is_err());
-        assert!(parse_size("MiB").is_err());
-    }
 }

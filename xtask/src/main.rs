@@ -7,6 +7,7 @@ mod report_cmd;
 mod run;
 mod setup;
 mod sim;
+mod size;
 mod test;
 mod trace_cmd;
 
@@ -14,7 +15,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Pool testbed: build, run and report", version)]
+#[command(
+    name = "cargo xtask",
+    about = "Pool testbed: build, run and report",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

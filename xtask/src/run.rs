@@ -48,13 +48,14 @@ impl Session {
     }
 }
 
-/// Boots `built` under QEMU with `command`, decoding as bytes arrive; prints
-/// the log live when `echo`. Fails if QEMU times out.
+/// Boots `built` under QEMU with `command`, decoding as bytes arrive; every
+/// decoded line and record is shown to `observe` as it arrives (the live
+/// view). Fails if QEMU times out.
 pub fn boot_and_collect(
     built: &Built,
     command: Option<FirmwareCommand>,
     timeout: Duration,
-    echo: bool,
+    observe: &mut dyn FnMut(&Decoded),
 ) -> Result<Session> {
     crate::setup::ensure_qemu()?;
     let elf =
@@ -72,21 +73,14 @@ pub fn boot_and_collect(
         elapsed: Duration::ZERO,
     };
     let start = std::time::Instant::now();
-    let on_event = |event: Decoded, session: &mut Session| {
+    let mut on_event = |event: Decoded, session: &mut Session| {
         if session.first_line_after.is_none() {
             session.first_line_after = Some(start.elapsed());
         }
+        observe(&event);
         match event {
-            Decoded::Log(line) => {
-                if echo {
-                    println!("{line}");
-                }
-                session.log.push(line);
-            }
+            Decoded::Log(line) => session.log.push(line),
             Decoded::Record(record) => {
-                if echo {
-                    print_record(&record);
-                }
                 if let Err(e) = session.collector.push(record.clone()) {
                     eprintln!("warning: {e}");
                 }
@@ -146,47 +140,23 @@ pub fn boot_and_collect(
     Ok(session)
 }
 
-fn print_record(record: &records::Record) {
-    use records::Record;
-    match record {
-        Record::Hello { protocol, firmware } => {
-            println!("host: {firmware} speaks record protocol {protocol}")
-        }
-        Record::Platform(p) => println!(
-            "host: platform record: {} ({})",
-            if p.emulated { "QEMU" } else { "silicon" },
-            p.board_revision
-                .map_or("board revision unavailable".to_string(), |r| format!(
-                    "board revision {r:#x}"
-                ))
-        ),
-        Record::Check {
-            name,
-            passed,
-            detail,
-        } => {
-            println!(
-                "host: check {name}: {} ({detail})",
-                if *passed { "passed" } else { "FAILED" }
-            )
-        }
-        Record::Finished { exit_code } => {
-            println!("host: firmware finished with exit code {exit_code}")
-        }
-        Record::RunStart {
-            run, policy, mover, ..
-        } => println!("host: run {run}: {policy:?} with {mover:?}"),
-        Record::RunEnd { run, .. } => println!("host: run {run} ended"),
-        _ => {}
-    }
-}
-
-/// `cargo xtask run`.
+/// `cargo xtask run`: build, boot, show the log and progress live, then the
+/// table, and write the report directory.
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     crate::setup::ensure_tools()?;
     let built = firmware::build(&args.build)?;
-    let _ = &args.out; // The report directory is written by the report slice.
-    let session = boot_and_collect(&built, None, Duration::from_secs(args.timeout), true)?;
+    let mut progress = report::live::Progress::new();
+    let session = boot_and_collect(
+        &built,
+        None,
+        Duration::from_secs(args.timeout),
+        &mut |event| match event {
+            Decoded::Log(line) => progress.println(&line.to_string()),
+            Decoded::Record(record) => progress.on_record(record),
+            Decoded::Malformed(_) => {}
+        },
+    )?;
+    progress.finish();
     if let (Some(byte), Some(line)) = (session.first_byte_after, session.first_line_after) {
         println!(
             "host: first byte {:.3} s and first decoded line {:.3} s after launching QEMU; QEMU ran {:.2} s",
@@ -195,6 +165,15 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             session.elapsed.as_secs_f64()
         );
     }
-    println!("host: exit code {}", session.exit_code);
+    if session.collector.trace.is_some() {
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| firmware::target_dir().join("report"));
+        crate::sim::write_report(&session.collector, &out)?;
+    } else {
+        println!("host: the firmware sent no trace record, so there is no report");
+    }
+    println!("host: firmware exit code {}", session.exit_code);
     Ok(ExitCode::from(session.exit_code.clamp(0, 255) as u8))
 }

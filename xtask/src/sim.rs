@@ -1,10 +1,12 @@
 //! `cargo xtask sim`: replay a trace through the pool core on the host with a
 //! modelled mover, one run per policy.
 
+use crate::size::mib;
 use anyhow::{bail, Context};
 use pool::model::{LatencyModel, ModelMover};
 use pool::replay::{replay, Clock, RecordSink, ReplayConfig};
-use records::{Collector, Policy, Record, RunResult, Timer, TraceInfo};
+use records::{Collector, Policy, Record, Timer, TraceInfo};
+use report::live::Progress;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -18,10 +20,10 @@ pub struct SimArgs {
     #[arg(long, default_value = "all")]
     pub policy: String,
     /// Pool size: bytes or with a unit (16MiB, 128M, 1GiB, 4096K).
-    #[arg(long, default_value = "128MiB", value_parser = parse_size)]
+    #[arg(long, default_value = "128MiB", value_parser = crate::size::parse_pool_size)]
     pub pool_size: u64,
     /// Placement alignment (a power of two).
-    #[arg(long, default_value = "4KiB", value_parser = parse_size)]
+    #[arg(long, default_value = "4KiB", value_parser = crate::size::parse_size)]
     pub alignment: u64,
     /// Move latency model SETUP_NS:BYTES_PER_S (e.g. 2000:400000000); moves
     /// then complete asynchronously on a virtual clock. Default: instantaneous.
@@ -30,32 +32,12 @@ pub struct SimArgs {
     /// Also write the result (DESIGN.md section 5a, "source": "sim") to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Directory for the report (default target/report).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
     /// Stop at the first problem in the trace instead of warning and going on.
     #[arg(long)]
     pub strict: bool,
-}
-
-/// Parses `4096`, `4K`, `4KiB`, `16M`, `16MiB`, `1G`, `1GiB` (binary units).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size (e.g. 16MiB, 128M, 4096)"))?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        other => {
-            return Err(format!(
-                "unknown size unit `{other}` in `{text}` (use K, M, G, KiB, MiB, GiB)"
-            ))
-        }
-    };
-    n.checked_mul(1 << shift)
-        .ok_or_else(|| format!("size `{text}` is too large"))
 }
 
 fn parse_latency(text: &str) -> Result<LatencyModel, String> {
@@ -85,14 +67,17 @@ fn policies(name: &str) -> anyhow::Result<Vec<Policy>> {
         .collect()
 }
 
-/// Records go into the collector; the first error is kept for later.
+/// Records go into the collector and the live view; the first error is kept
+/// for later.
 struct CollectSink<'a> {
     collector: &'a mut Collector,
+    progress: &'a mut Progress,
     error: Option<records::CollectError>,
 }
 
 impl RecordSink for CollectSink<'_> {
     fn record(&mut self, record: &Record) {
+        self.progress.on_record(record);
         if self.error.is_none() {
             if let Err(e) = self.collector.push(record.clone()) {
                 self.error = Some(e);
@@ -119,7 +104,7 @@ impl Clock for WallClock {
 /// Reads the trace and replays it under every requested policy. The returned
 /// collector holds everything a report needs (trace, samples, snapshots,
 /// moves, results); this is where a report directory builder hooks in.
-pub fn simulate(args: &SimArgs) -> anyhow::Result<Collector> {
+pub fn simulate(args: &SimArgs, progress: &mut Progress) -> anyhow::Result<Collector> {
     let policies = policies(&args.policy)?;
     let mode = if args.strict {
         trace::Mode::Strict
@@ -140,13 +125,15 @@ pub fn simulate(args: &SimArgs) -> anyhow::Result<Collector> {
         bail!("{} holds no `@@@` events", args.trace.display());
     }
     let mut collector = Collector::new();
+    let trace_record = Record::Trace(TraceInfo {
+        name: trace::default_name(&args.trace),
+        events: file.stats.events,
+        buffers: file.stats.buffers,
+        peak_live_bytes: file.stats.peak_live_bytes,
+    });
+    progress.on_record(&trace_record);
     collector
-        .push(Record::Trace(TraceInfo {
-            name: trace::default_name(&args.trace),
-            events: file.stats.events,
-            buffers: file.stats.buffers,
-            peak_live_bytes: file.stats.peak_live_bytes,
-        }))
+        .push(trace_record)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut clock = WallClock(Instant::now());
     for (run, &policy) in policies.iter().enumerate() {
@@ -161,6 +148,7 @@ pub fn simulate(args: &SimArgs) -> anyhow::Result<Collector> {
         };
         let mut sink = CollectSink {
             collector: &mut collector,
+            progress: &mut *progress,
             error: None,
         };
         replay(
@@ -178,125 +166,56 @@ pub fn simulate(args: &SimArgs) -> anyhow::Result<Collector> {
     Ok(collector)
 }
 
+/// `cargo xtask sim`.
 pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
-    let collector = simulate(&args)?;
-    let report = collector.report().map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
-        "trace {}: {} events, {} buffers, peak live {}; pool {} (alignment {}), mover {}",
-        report.trace.name,
-        report.trace.events,
-        report.trace.buffers,
-        mib(report.trace.peak_live_bytes),
+        "sim: pool {} (alignment {} B), mover {}",
         mib(args.pool_size),
         args.alignment,
         match args.latency {
-            Some(m) => format!("model {} ns + {} B/s", m.setup_ns, m.bytes_per_s),
-            None => "instantaneous".into(),
+            Some(m) => format!(
+                "modelled: {} ns setup + bytes at {} B/s, one engine",
+                m.setup_ns, m.bytes_per_s
+            ),
+            None => "modelled: instantaneous".into(),
         }
     );
-    print_table(&report.runs, args.latency.is_some());
+    let mut progress = Progress::new();
+    let collector = simulate(&args, &mut progress)?;
+    progress.finish();
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| crate::firmware::target_dir().join("report"));
+    let written = write_report(&collector, &out)?;
     if let Some(path) = &args.json {
-        write_json(path, &report)?;
+        let text = serde_json::to_string_pretty(&written.report)?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_json(path: &Path, report: &records::Report) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(report)?;
-    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
-}
-
-fn print_table(runs: &[RunResult], timed: bool) {
-    let mut header = vec![
-        "policy",
-        "events",
-        "rule1",
-        "page-ins",
-        "page-outs",
-        "purges",
-        "compactions",
-        "bytes moved",
-        "peak used",
-        "peak overflow",
-        "mean frag",
-        "replay",
-    ];
-    if timed {
-        header.extend(["stall", "p50", "p99"]);
+/// Prints the table of every run and writes the report directory: the end of
+/// `cargo xtask sim` and `cargo xtask run` alike.
+pub fn write_report(collector: &Collector, out: &Path) -> anyhow::Result<report::Written> {
+    let written = report::write_dir(collector, out)
+        .with_context(|| format!("writing the report to {}", out.display()))?;
+    print!("{}", report::table::render_for_stdout(&written.report));
+    for note in &written.notes {
+        println!("note: {note}");
     }
-    let rows: Vec<Vec<String>> = runs
-        .iter()
-        .map(|r| {
-            let mut row = vec![
-                r.policy.to_string(),
-                r.events.to_string(),
-                r.rule1_failures.to_string(),
-                r.page_ins.to_string(),
-                r.page_outs.to_string(),
-                r.purges.to_string(),
-                r.compaction_moves.to_string(),
-                mib(r.bytes_moved),
-                mib(r.peak_used_bytes),
-                mib(r.peak_overflow_bytes),
-                format!("{:.3}", r.mean_fragmentation),
-                format!("{:.1} ms", r.replay_ns as f64 / 1e6),
-            ];
-            if timed {
-                row.push(format!("{:.3} ms", r.stall_ns as f64 / 1e6));
-                row.push(format!("{} ns", r.move_latency_ns.p50));
-                row.push(format!("{} ns", r.move_latency_ns.p99));
-            }
-            row
-        })
-        .collect();
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| {
-            rows.iter()
-                .map(|r| r[c].len())
-                .chain([header[c].len()])
-                .max()
-                .unwrap()
-        })
-        .collect();
-    let line = |cells: Vec<&str>| {
-        let parts: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(c, s)| {
-                if c == 0 {
-                    format!("{s:<w$}", w = widths[c])
-                } else {
-                    format!("{s:>w$}", w = widths[c])
-                }
-            })
-            .collect();
-        println!("{}", parts.join("  "));
-    };
-    line(header.clone());
-    for row in &rows {
-        line(row.iter().map(String::as_str).collect());
-    }
+    println!(
+        "report: {} ({} files; open index.html)",
+        written.dir.display(),
+        written.files.len()
+    );
+    Ok(written)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
-        assert_eq!(parse_size("128M"), Ok(128 << 20));
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("4K"), Ok(4096));
-        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
-        assert!(parse_size("12XB").is_err());
-        assert!(parse_size("MiB").is_err());
-    }
 
     #[test]
     fn latency_model() {

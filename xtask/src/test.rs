@@ -119,7 +119,7 @@ pub fn run(args: TestArgs) -> Result<ExitCode> {
             &built,
             Some(test.command),
             Duration::from_secs(args.timeout),
-            false,
+            &mut |_| {},
         )
         .map_err(|e| format!("{e:#}"))
         .and_then(|session| {

@@ -1,0 +1,254 @@
+//! The columns every view shows (terminal table, HTML table, comparison), with
+//! the direction in which each is better, so all views mark the same cells.
+
+use crate::units;
+use records::{Report, RunResult, Source};
+
+/// Which way a metric improves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Better {
+    Lower,
+    Higher,
+    /// A fact about the run, not a score (events replayed, peak used bytes).
+    Neither,
+}
+
+/// How a metric's value is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Count,
+    Bytes,
+    DurationNs,
+    /// 0..=1, printed as a percentage.
+    Fraction,
+}
+
+/// One column of the summary.
+pub struct Metric {
+    /// The field name in report.json (DESIGN.md 5a), for people matching numbers up.
+    pub key: &'static str,
+    /// Short column header.
+    pub header: &'static str,
+    pub kind: Kind,
+    pub better: Better,
+    /// `None` when the value means nothing for this run (latency of a run without moves).
+    pub get: fn(&RunResult) -> Option<f64>,
+}
+
+impl Metric {
+    /// The value as people read it.
+    pub fn format(&self, value: f64) -> String {
+        format_value(self.kind, value)
+    }
+
+    /// The cell text for a run: "–" when the value does not apply.
+    pub fn cell(&self, run: &RunResult) -> String {
+        (self.get)(run).map_or_else(|| "–".to_string(), |v| self.format(v))
+    }
+}
+
+/// Formats a value of a kind (also used for differences, which may be negative).
+pub fn format_value(kind: Kind, value: f64) -> String {
+    let sign = if value < 0.0 { "-" } else { "" };
+    let magnitude = value.abs();
+    let body = match kind {
+        Kind::Count => units::count(magnitude.round() as u64),
+        Kind::Bytes => units::bytes(magnitude.round() as u64),
+        Kind::DurationNs => units::duration_ns(magnitude.round() as u64),
+        Kind::Fraction => format!("{:.1} %", magnitude * 100.0),
+    };
+    format!("{sign}{body}")
+}
+
+fn some(v: u64) -> Option<f64> {
+    Some(v as f64)
+}
+
+/// A latency means something only when the run timed at least one move.
+fn latency(r: &RunResult, v: u64) -> Option<f64> {
+    (r.moves > 0).then_some(v as f64)
+}
+
+/// Every column, in display order.
+pub const METRICS: &[Metric] = &[
+    Metric { key: "events", header: "events", kind: Kind::Count, better: Better::Neither, get: |r| some(r.events) },
+    Metric {
+        key: "rule1_failures",
+        header: "rule1 fail",
+        kind: Kind::Count,
+        better: Better::Lower,
+        get: |r| some(r.rule1_failures),
+    },
+    Metric { key: "page_ins", header: "page-ins", kind: Kind::Count, better: Better::Lower, get: |r| some(r.page_ins) },
+    Metric { key: "page_outs", header: "page-outs", kind: Kind::Count, better: Better::Lower, get: |r| some(r.page_outs) },
+    Metric { key: "purges", header: "purges", kind: Kind::Count, better: Better::Lower, get: |r| some(r.purges) },
+    Metric {
+        key: "compaction_moves",
+        header: "compactions",
+        kind: Kind::Count,
+        better: Better::Lower,
+        get: |r| some(r.compaction_moves),
+    },
+    Metric { key: "moves", header: "moves", kind: Kind::Count, better: Better::Lower, get: |r| some(r.moves) },
+    Metric {
+        key: "bytes_moved",
+        header: "moved",
+        kind: Kind::Bytes,
+        better: Better::Lower,
+        get: |r| some(r.bytes_moved),
+    },
+    Metric {
+        key: "peak_used_bytes",
+        header: "peak used",
+        kind: Kind::Bytes,
+        better: Better::Neither,
+        get: |r| some(r.peak_used_bytes),
+    },
+    Metric {
+        key: "peak_overflow_bytes",
+        header: "peak ovfl",
+        kind: Kind::Bytes,
+        better: Better::Lower,
+        get: |r| some(r.peak_overflow_bytes),
+    },
+    Metric {
+        key: "mean_fragmentation",
+        header: "mean frag",
+        kind: Kind::Fraction,
+        better: Better::Lower,
+        get: |r| Some(r.mean_fragmentation),
+    },
+    Metric {
+        key: "move_latency_ns.p50",
+        header: "lat p50",
+        kind: Kind::DurationNs,
+        better: Better::Lower,
+        get: |r| latency(r, r.move_latency_ns.p50),
+    },
+    Metric {
+        key: "move_latency_ns.p99",
+        header: "lat p99",
+        kind: Kind::DurationNs,
+        better: Better::Lower,
+        get: |r| latency(r, r.move_latency_ns.p99),
+    },
+    Metric {
+        key: "move_latency_ns.max",
+        header: "lat max",
+        kind: Kind::DurationNs,
+        better: Better::Lower,
+        get: |r| latency(r, r.move_latency_ns.max),
+    },
+    Metric { key: "stall_ns", header: "stall", kind: Kind::DurationNs, better: Better::Lower, get: |r| some(r.stall_ns) },
+    Metric { key: "replay_ns", header: "replay", kind: Kind::DurationNs, better: Better::Lower, get: |r| some(r.replay_ns) },
+    Metric {
+        key: "verified_pages",
+        header: "verified",
+        kind: Kind::Count,
+        better: Better::Neither,
+        get: |r| some(r.verified_pages),
+    },
+    Metric {
+        key: "corrupted_pages",
+        header: "corrupt",
+        kind: Kind::Count,
+        better: Better::Lower,
+        get: |r| some(r.corrupted_pages),
+    },
+    Metric {
+        key: "dma_fallbacks",
+        header: "dma fallb",
+        kind: Kind::Count,
+        better: Better::Lower,
+        get: |r| some(r.dma_fallbacks),
+    },
+];
+
+/// For each run, whether its value of `metric` is the best in the column.
+/// Ties for best are all marked; nothing is marked when every run has the same
+/// value, because then no run is better than another.
+pub fn best_flags(metric: &Metric, runs: &[RunResult]) -> Vec<bool> {
+    let values: Vec<Option<f64>> = runs.iter().map(|r| (metric.get)(r)).collect();
+    let present: Vec<f64> = values.iter().flatten().copied().collect();
+    let best = match metric.better {
+        Better::Neither => None,
+        Better::Lower => present.iter().copied().reduce(f64::min),
+        Better::Higher => present.iter().copied().reduce(f64::max),
+    };
+    let all_equal = present.windows(2).all(|w| w[0] == w[1]);
+    match best {
+        Some(best) if present.len() > 1 && !all_equal => values.iter().map(|v| *v == Some(best)).collect(),
+        _ => vec![false; runs.len()],
+    }
+}
+
+/// Where the numbers came from, in the words a reader needs.
+pub fn source_description(source: Source) -> &'static str {
+    match source {
+        Source::Sim => "simulator on the host (modelled mover): timings are model timings, not hardware",
+        Source::Qemu => "QEMU emulation: timings are emulation timings, not hardware",
+        Source::Hardware => "hardware (Raspberry Pi 3 silicon): measured timings",
+    }
+}
+
+/// The header lines every view prints above the numbers: source, board, timer,
+/// trace and pool.
+pub fn context_lines(report: &Report) -> Vec<String> {
+    let mut lines = vec![format!("source: {}", source_description(report.source))];
+    if let Some(p) = &report.platform {
+        let mut board = Vec::new();
+        board.push(match p.board_revision {
+            Some(rev) => format!("board revision {rev:#x}"),
+            None => "board revision unavailable".to_string(),
+        });
+        if let Some(hz) = p.arm_clock_hz {
+            board.push(format!("ARM clock {}", units::hertz(hz.into())));
+        }
+        board.push(match p.dma_channel {
+            Some(ch) => format!("DMA channel {ch}"),
+            None => "no usable DMA channel (CPU mover only)".to_string(),
+        });
+        if !p.detection.is_empty() {
+            board.push(format!("{} ({})", if p.emulated { "emulated" } else { "silicon" }, p.detection));
+        }
+        lines.push(format!("board: {}", board.join(", ")));
+    } else if report.source != Source::Sim {
+        lines.push("board: no platform block in this result".to_string());
+    }
+    let mut timers: Vec<String> = Vec::new();
+    for r in &report.runs {
+        let t = format!("{} at {}", r.timer.name, units::hertz(r.timer.hz));
+        if !timers.contains(&t) {
+            timers.push(t);
+        }
+    }
+    if let Some(p) = &report.platform {
+        if timers.is_empty() {
+            timers.push(format!("CNTFRQ_EL0 {}", units::hertz(p.timer_hz)));
+        }
+    }
+    if !timers.is_empty() {
+        lines.push(format!("timer: {}", timers.join("; ")));
+    }
+    let t = &report.trace;
+    lines.push(format!(
+        "trace: {} ({} events, {} buffers, peak live {})",
+        t.name,
+        units::count(t.events),
+        units::count(t.buffers),
+        units::bytes(t.peak_live_bytes)
+    ));
+    lines.push(format!("pool: {}", pool_sizes(report)));
+    lines
+}
+
+/// The pool size(s) of a report's runs, e.g. "16 MiB" or "16 MiB, 32 MiB".
+pub fn pool_sizes(report: &Report) -> String {
+    let mut sizes: Vec<u64> = report.runs.iter().map(|r| r.pool_bytes).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    if sizes.is_empty() {
+        return "no runs".to_string();
+    }
+    sizes.iter().map(|&b| units::bytes(b)).collect::<Vec<_>>().join(", ")
+}

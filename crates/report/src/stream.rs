@@ -1,0 +1,182 @@
+//! `records.bin`: a saved record stream, so a full report (timeline, charts,
+//! animation) can be rebuilt later from exactly what the replay sent.
+//!
+//! Format: the 8-byte magic `POOLRECS`, a little-endian `u16` file-format
+//! version ([`FORMAT_VERSION`]), then records, each a little-endian `u32` length
+//! followed by that many bytes of postcard-encoded [`Record`]. The record
+//! protocol itself is versioned by the stream's `Hello` record.
+
+use anyhow::{bail, Context};
+use records::{Collector, Record, PROTOCOL_VERSION};
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+/// First bytes of a record-stream file.
+pub const MAGIC: &[u8; 8] = b"POOLRECS";
+/// Version of the file framing (not of the records).
+pub const FORMAT_VERSION: u16 = 1;
+/// No record is anywhere near this; a larger length means a damaged file.
+const MAX_RECORD_BYTES: u32 = 256 << 20;
+
+/// Writes records one at a time, e.g. while a replay streams them.
+pub struct StreamWriter<W: Write> {
+    out: W,
+}
+
+impl<W: Write> StreamWriter<W> {
+    /// Starts a stream: writes the file header.
+    pub fn new(mut out: W) -> io::Result<Self> {
+        out.write_all(MAGIC)?;
+        out.write_all(&FORMAT_VERSION.to_le_bytes())?;
+        Ok(Self { out })
+    }
+
+    /// Appends one record.
+    pub fn push(&mut self, record: &Record) -> anyhow::Result<()> {
+        let bytes = record.to_bytes().context("encoding a record")?;
+        let len = u32::try_from(bytes.len()).context("record larger than 4 GiB")?;
+        self.out.write_all(&len.to_le_bytes())?;
+        self.out.write_all(&bytes)?;
+        Ok(())
+    }
+
+    /// Flushes and returns the writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// Writes a whole stream.
+pub fn write<'a, W: Write>(out: W, records: impl IntoIterator<Item = &'a Record>) -> anyhow::Result<W> {
+    let mut writer = StreamWriter::new(out)?;
+    for record in records {
+        writer.push(record)?;
+    }
+    Ok(writer.finish()?)
+}
+
+/// True when `bytes` start like a record-stream file.
+pub fn looks_like_stream(bytes: &[u8]) -> bool {
+    bytes.starts_with(MAGIC)
+}
+
+/// Reads a whole stream. A truncated last record (a replay cut short) is an
+/// error that says how many records were read before it.
+pub fn read(mut input: impl Read) -> anyhow::Result<Vec<Record>> {
+    let mut header = [0u8; 10];
+    input.read_exact(&mut header).context("reading the record-stream header")?;
+    if &header[..8] != MAGIC {
+        bail!("not a record stream (the file does not start with {:?})", std::str::from_utf8(MAGIC).unwrap());
+    }
+    let version = u16::from_le_bytes([header[8], header[9]]);
+    if version != FORMAT_VERSION {
+        bail!("record-stream format version {version}; this build reads version {FORMAT_VERSION}");
+    }
+    let mut records = Vec::new();
+    loop {
+        let mut len = [0u8; 4];
+        match read_exact_or_eof(&mut input, &mut len)? {
+            Fill::Eof => break,
+            Fill::Partial => bail!("record stream truncated after {} records (inside a length)", records.len()),
+            Fill::Full => {}
+        }
+        let len = u32::from_le_bytes(len);
+        if len > MAX_RECORD_BYTES {
+            bail!("record {} claims {len} bytes: the stream is damaged", records.len());
+        }
+        let mut body = vec![0u8; len as usize];
+        input
+            .read_exact(&mut body)
+            .with_context(|| format!("record stream truncated inside record {}", records.len()))?;
+        let record = Record::from_bytes(&body)
+            .with_context(|| format!("record {} does not decode (protocol {PROTOCOL_VERSION} expected)", records.len()))?;
+        records.push(record);
+    }
+    Ok(records)
+}
+
+enum Fill {
+    Full,
+    Partial,
+    Eof,
+}
+
+fn read_exact_or_eof(input: &mut impl Read, buf: &mut [u8]) -> io::Result<Fill> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => return Ok(if filled == 0 { Fill::Eof } else { Fill::Partial }),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Fill::Full)
+}
+
+/// Reads a record-stream file into a collector.
+pub fn load(path: &Path) -> anyhow::Result<Collector> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let records = read(io::BufReader::new(file)).with_context(|| format!("reading {}", path.display()))?;
+    collect(records)
+}
+
+/// Feeds records to a new collector.
+pub fn collect(records: impl IntoIterator<Item = Record>) -> anyhow::Result<Collector> {
+    let mut collector = Collector::new();
+    for (i, record) in records.into_iter().enumerate() {
+        collector.push(record).map_err(|e| anyhow::anyhow!("record {i}: {e}"))?;
+    }
+    Ok(collector)
+}
+
+/// Move samples per `Moves` record when a collector is written back out.
+const MOVES_PER_RECORD: usize = 1024;
+
+/// The records that rebuild `collector`: pushing them into a new collector
+/// gives the same runs, samples, snapshots, moves and results.
+pub fn records_of(collector: &Collector) -> Vec<Record> {
+    let mut out = Vec::new();
+    if let Some(firmware) = &collector.firmware {
+        out.push(Record::Hello { protocol: PROTOCOL_VERSION, firmware: firmware.clone() });
+    }
+    if let Some(p) = &collector.platform {
+        out.push(Record::Platform(p.clone()));
+    }
+    if let Some(t) = &collector.trace {
+        out.push(Record::Trace(t.clone()));
+    }
+    for run in &collector.runs {
+        out.push(Record::RunStart {
+            run: run.run,
+            policy: run.policy,
+            mover: run.mover,
+            pool_bytes: run.pool_bytes,
+            events: run.events,
+        });
+        for s in &run.samples {
+            out.push(Record::Sample { run: run.run, sample: *s });
+        }
+        for s in &run.snapshots {
+            out.push(Record::Snapshot { run: run.run, snapshot: s.clone() });
+        }
+        for chunk in run.moves.chunks(MOVES_PER_RECORD) {
+            out.push(Record::Moves { run: run.run, moves: chunk.to_vec() });
+        }
+        for &(buffer, page, expected, found) in &run.corruptions {
+            out.push(Record::Corruption { run: run.run, buffer, page, expected, found });
+        }
+        match &run.result {
+            Some(result) => out.push(Record::RunEnd { run: run.run, result: result.clone() }),
+            None => out.push(Record::Progress { run: run.run, events_done: run.events_done }),
+        }
+    }
+    for (name, passed, detail) in &collector.checks {
+        out.push(Record::Check { name: name.clone(), passed: *passed, detail: detail.clone() });
+    }
+    if let Some(exit_code) = collector.exit_code {
+        out.push(Record::Finished { exit_code });
+    }
+    out
+}
