@@ -57,7 +57,12 @@ fn source_name(report: &Report) -> &'static str {
 
 /// "trace kmscube, pool 16 MiB, QEMU emulation": what every title names.
 pub fn title_context(report: &Report) -> String {
-    format!("trace {}, pool {}, {}", report.trace.name, crate::metrics::pool_sizes(report), source_name(report))
+    format!(
+        "trace {}, pool {}, {}",
+        report.trace.name,
+        crate::metrics::pool_sizes(report),
+        source_name(report)
+    )
 }
 
 /// Every chart the data allows: the three timelines need a collector (samples);
@@ -114,8 +119,18 @@ fn thin_line(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
     let per = points.len().div_ceil(buckets);
     let mut out = Vec::with_capacity(max + 2);
     for chunk in points.chunks(per) {
-        let lo = chunk.iter().enumerate().min_by(|a, b| a.1 .1.total_cmp(&b.1 .1)).map(|x| x.0).unwrap_or(0);
-        let hi = chunk.iter().enumerate().max_by(|a, b| a.1 .1.total_cmp(&b.1 .1)).map(|x| x.0).unwrap_or(0);
+        let lo = chunk
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1 .1.total_cmp(&b.1 .1))
+            .map(|x| x.0)
+            .unwrap_or(0);
+        let hi = chunk
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1 .1.total_cmp(&b.1 .1))
+            .map(|x| x.0)
+            .unwrap_or(0);
         let (a, b) = if lo <= hi { (lo, hi) } else { (hi, lo) };
         out.push(chunk[a]);
         if b != a {
@@ -141,16 +156,28 @@ fn timeline_chart(
     let series: Vec<(Policy, Vec<(f64, f64)>)> = runs
         .iter()
         .map(|r| {
-            let pts: Vec<(f64, f64)> = r.samples.iter().map(|s| (s.time_us as f64 / 1e6, value(s))).collect();
+            let pts: Vec<(f64, f64)> = r
+                .samples
+                .iter()
+                .map(|s| (s.time_us as f64 / 1e6, value(s)))
+                .collect();
             (r.policy, thin_line(&pts, MAX_LINE_POINTS))
         })
         .collect();
-    let x_max = series.iter().flat_map(|(_, p)| p.iter().map(|p| p.0)).fold(0.0, f64::max);
-    let y_data_max = series.iter().flat_map(|(_, p)| p.iter().map(|p| p.1)).fold(0.0, f64::max);
+    let x_max = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|p| p.0))
+        .fold(0.0, f64::max);
+    let y_data_max = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|p| p.1))
+        .fold(0.0, f64::max);
     let y_max = y_full_scale.unwrap_or(0.0).max(y_data_max * 1.05);
     let x_max = if x_max > 0.0 { x_max } else { 1.0 };
     let y_max = if y_max > 0.0 { y_max } else { 1.0 };
-    let note = series.is_empty().then(|| format!("{file}: no samples in the records"));
+    let note = series
+        .is_empty()
+        .then(|| format!("{file}: no samples in the records"));
 
     let mut svg = String::new();
     {
@@ -176,7 +203,9 @@ fn timeline_chart(
                 .draw_series(LineSeries::new(pts.iter().copied(), colour.stroke_width(2)))
                 .map_err(err)?
                 .label(policy.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], colour.stroke_width(3)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 22, y)], colour.stroke_width(3))
+                });
         }
         if series.is_empty() {
             empty_message(&root, "no samples in this report")?;
@@ -192,13 +221,25 @@ fn timeline_chart(
         }
         root.present().map_err(err)?;
     }
-    Ok(Chart { file, title: title.to_string(), svg, note })
+    Ok(Chart {
+        file,
+        title: title.to_string(),
+        svg,
+        note,
+    })
 }
 
 fn empty_message(root: &DrawingArea<SVGBackend, Shift>, msg: &str) -> anyhow::Result<()> {
     let (w, h) = root.dim_in_pixel();
-    let style = ("sans-serif", 18).into_font().color(&RGBColor(110, 110, 110));
-    root.draw(&Text::new(msg.to_string(), (w as i32 / 2 - 150, h as i32 / 2), style)).map_err(err)
+    let style = ("sans-serif", 18)
+        .into_font()
+        .color(&RGBColor(110, 110, 110));
+    root.draw(&Text::new(
+        msg.to_string(),
+        (w as i32 / 2 - 150, h as i32 / 2),
+        style,
+    ))
+    .map_err(err)
 }
 
 /// Evenly spaced subset of at most `max` items, always keeping the slowest
@@ -208,7 +249,9 @@ fn thin_scatter(points: &[(u64, u64)], max: usize) -> Vec<(u64, u64)> {
         return points.to_vec();
     }
     let step = points.len() as f64 / max as f64;
-    let mut out: Vec<(u64, u64)> = (0..max).map(|i| points[(i as f64 * step) as usize]).collect();
+    let mut out: Vec<(u64, u64)> = (0..max)
+        .map(|i| points[(i as f64 * step) as usize])
+        .collect();
     if let Some(slowest) = points.iter().max_by_key(|p| p.1) {
         out.push(*slowest);
     }
@@ -295,7 +338,11 @@ fn latency_chart(report: &Report, collector: Option<&Collector>) -> anyhow::Resu
                 format!("{mover} (p50 and p99 per size class)")
             };
             chart
-                .draw_series(points.iter().map(|&(b, l)| Circle::new((b as f64, l as f64), 3, colour.mix(0.55).filled())))
+                .draw_series(
+                    points.iter().map(|&(b, l)| {
+                        Circle::new((b as f64, l as f64), 3, colour.mix(0.55).filled())
+                    }),
+                )
                 .map_err(err)?
                 .label(label)
                 .legend(move |(x, y)| Circle::new((x + 10, y), 4, colour.filled()));
@@ -314,7 +361,12 @@ fn latency_chart(report: &Report, collector: Option<&Collector>) -> anyhow::Resu
         }
         root.present().map_err(err)?;
     }
-    Ok(Chart { file: "move_latency.svg", title, svg, note })
+    Ok(Chart {
+        file: "move_latency.svg",
+        title,
+        svg,
+        note,
+    })
 }
 
 #[cfg(test)]
@@ -323,7 +375,9 @@ mod tests {
 
     #[test]
     fn thinning_keeps_peaks_and_ends() {
-        let pts: Vec<(f64, f64)> = (0..10_000).map(|i| (i as f64, if i == 4321 { 99.0 } else { 1.0 })).collect();
+        let pts: Vec<(f64, f64)> = (0..10_000)
+            .map(|i| (i as f64, if i == 4321 { 99.0 } else { 1.0 }))
+            .collect();
         let thin = thin_line(&pts, 100);
         assert!(thin.len() <= 102, "{} points", thin.len());
         assert!(thin.contains(&(4321.0, 99.0)));

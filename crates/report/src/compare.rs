@@ -38,12 +38,19 @@ pub fn warnings(a: &Report, b: &Report) -> Vec<String> {
 /// over in A with the first left-over run of B under the same policy (a QEMU
 /// DMA run against a simulator run, say: placements do not depend on the
 /// mover, so counts compare; the sources warning says timings do not).
-fn pair_runs<'r>(a: &'r Report, b: &'r Report) -> Vec<(&'r records::RunResult, &'r records::RunResult)> {
+fn pair_runs<'r>(
+    a: &'r Report,
+    b: &'r Report,
+) -> Vec<(&'r records::RunResult, &'r records::RunResult)> {
     let mut pairs: Vec<(&records::RunResult, &records::RunResult)> = Vec::new();
     let mut used_b = vec![false; b.runs.len()];
     let mut left_a = Vec::new();
     for ra in &a.runs {
-        match b.runs.iter().position(|rb| rb.policy == ra.policy && rb.mover == ra.mover) {
+        match b
+            .runs
+            .iter()
+            .position(|rb| rb.policy == ra.policy && rb.mover == ra.mover)
+        {
             Some(i) if !used_b[i] => {
                 used_b[i] = true;
                 pairs.push((ra, &b.runs[i]));
@@ -84,8 +91,13 @@ pub fn render(a: &Report, b: &Report, name_a: &str, name_b: &str) -> String {
     let pairs = pair_runs(a, b);
     let matched = pairs.len();
     for &(ra, rb) in &pairs {
-        let mut rows: Vec<[String; 5]> =
-            vec![["metric".into(), "A".into(), "B".into(), "B - A".into(), "B / A".into()]];
+        let mut rows: Vec<[String; 5]> = vec![[
+            "metric".into(),
+            "A".into(),
+            "B".into(),
+            "B - A".into(),
+            "B / A".into(),
+        ]];
         for m in METRICS {
             let (va, vb) = ((m.get)(ra), (m.get)(rb));
             let (diff, ratio) = match (va, vb) {
@@ -94,7 +106,11 @@ pub fn render(a: &Report, b: &Report, name_a: &str, name_b: &str) -> String {
                     let diff = if d == 0.0 {
                         "0".to_string()
                     } else {
-                        format!("{}{}", if d > 0.0 { "+" } else { "" }, format_value(m.kind, d))
+                        format!(
+                            "{}{}",
+                            if d > 0.0 { "+" } else { "" },
+                            format_value(m.kind, d)
+                        )
                     };
                     let ratio = if x != 0.0 {
                         format!("{:.3}", y / x)
@@ -117,7 +133,11 @@ pub fn render(a: &Report, b: &Report, name_a: &str, name_b: &str) -> String {
                     "pool".into(),
                     format_value(Kind::Bytes, ra.pool_bytes as f64),
                     format_value(Kind::Bytes, rb.pool_bytes as f64),
-                    format!("{}{}", if d > 0.0 { "+" } else { "" }, format_value(Kind::Bytes, d)),
+                    format!(
+                        "{}{}",
+                        if d > 0.0 { "+" } else { "" },
+                        format_value(Kind::Bytes, d)
+                    ),
                     format!("{:.3}", rb.pool_bytes as f64 / ra.pool_bytes.max(1) as f64),
                 ],
             );
@@ -130,8 +150,9 @@ pub fn render(a: &Report, b: &Report, name_a: &str, name_b: &str) -> String {
                 ra.policy, ra.mover, rb.mover
             ));
         }
-        let widths: Vec<usize> =
-            (0..5).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+        let widths: Vec<usize> = (0..5)
+            .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+            .collect();
         for row in &rows {
             let mut line = format!("  {:<w$}", row[0], w = widths[0]);
             for c in 1..5 {
@@ -141,7 +162,9 @@ pub fn render(a: &Report, b: &Report, name_a: &str, name_b: &str) -> String {
             out.push('\n');
         }
     }
-    let only = |runs: &[records::RunResult], paired: &dyn Fn(&records::RunResult) -> bool| -> Vec<String> {
+    let only = |runs: &[records::RunResult],
+                paired: &dyn Fn(&records::RunResult) -> bool|
+     -> Vec<String> {
         runs.iter()
             .filter(|r| !paired(r))
             .map(|r| format!("{}/{}", r.policy, r.mover))

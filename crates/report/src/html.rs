@@ -33,7 +33,11 @@ pub fn escape(s: &str) -> String {
 /// The whole page.
 pub fn page(report: &Report, collector: Option<&Collector>, charts: &[Chart]) -> String {
     let mut h = String::with_capacity(1 << 20);
-    let title = format!("Pool report: {} ({})", report.trace.name, report.source.as_str());
+    let title = format!(
+        "Pool report: {} ({})",
+        report.trace.name,
+        report.source.as_str()
+    );
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -55,7 +59,10 @@ pub fn page(report: &Report, collector: Option<&Collector>, charts: &[Chart]) ->
     }
     h.push_str("<section><h2>Charts</h2>\n");
     for chart in charts {
-        let svg = chart.svg.find("<svg").map_or(chart.svg.as_str(), |i| &chart.svg[i..]);
+        let svg = chart
+            .svg
+            .find("<svg")
+            .map_or(chart.svg.as_str(), |i| &chart.svg[i..]);
         let _ = writeln!(
             h,
             "<figure id=\"chart-{}\">{svg}<figcaption>{} <span class=\"file\">({})</span></figcaption></figure>",
@@ -80,7 +87,11 @@ fn platform_block(h: &mut String, report: &Report, collector: Option<&Collector>
         Source::Qemu => "src-qemu",
         Source::Hardware => "src-hw",
     };
-    let _ = writeln!(h, "<p class=\"source {class}\">{}</p>", escape(source_description(report.source)));
+    let _ = writeln!(
+        h,
+        "<p class=\"source {class}\">{}</p>",
+        escape(source_description(report.source))
+    );
     let mut rows: Vec<(String, String)> = Vec::new();
     for line in context_lines(report).into_iter().skip(1) {
         if let Some((k, v)) = line.split_once(": ") {
@@ -90,28 +101,47 @@ fn platform_block(h: &mut String, report: &Report, collector: Option<&Collector>
     if let Some(p) = &report.platform {
         let range = |r: &Option<records::MemRange>| {
             r.map_or("unavailable".to_string(), |r| {
-                format!("{:#010x} .. {:#010x} ({})", r.base, r.base + r.size, units::bytes(r.size))
+                format!(
+                    "{:#010x} .. {:#010x} ({})",
+                    r.base,
+                    r.base + r.size,
+                    units::bytes(r.size)
+                )
             })
         };
         let opt_hex = |v: Option<u32>| v.map_or("unavailable".to_string(), |v| format!("{v:#x}"));
-        let opt_hz = |v: Option<u32>| v.map_or("unavailable".to_string(), |v| units::hertz(v.into()));
+        let opt_hz =
+            |v: Option<u32>| v.map_or("unavailable".to_string(), |v| units::hertz(v.into()));
         rows.push(("board model".into(), opt_hex(p.board_model)));
         rows.push(("firmware revision".into(), opt_hex(p.firmware_revision)));
         rows.push((
             "board serial".into(),
-            p.board_serial.map_or("unavailable".into(), |s| format!("{s:#x}")),
+            p.board_serial
+                .map_or("unavailable".into(), |s| format!("{s:#x}")),
         ));
         rows.push(("ARM memory".into(), range(&p.arm_memory)));
         rows.push(("VideoCore memory".into(), range(&p.vc_memory)));
         rows.push(("pool region".into(), range(&p.pool)));
         rows.push(("overflow heap".into(), range(&p.heap)));
-        rows.push(("ARM clock (max)".into(), format!("{} ({})", opt_hz(p.arm_clock_hz), opt_hz(p.arm_max_clock_hz))));
+        rows.push((
+            "ARM clock (max)".into(),
+            format!(
+                "{} ({})",
+                opt_hz(p.arm_clock_hz),
+                opt_hz(p.arm_max_clock_hz)
+            ),
+        ));
         rows.push(("core clock".into(), opt_hz(p.core_clock_hz)));
-        rows.push(("generic timer (CNTFRQ_EL0)".into(), units::hertz(p.timer_hz)));
+        rows.push((
+            "generic timer (CNTFRQ_EL0)".into(),
+            units::hertz(p.timer_hz),
+        ));
         rows.push(("DMA channel mask".into(), opt_hex(p.dma_channel_mask)));
         rows.push((
             "SoC temperature".into(),
-            p.temperature_mc.map_or("unavailable".into(), |t| format!("{:.1} °C", f64::from(t) / 1000.0)),
+            p.temperature_mc.map_or("unavailable".into(), |t| {
+                format!("{:.1} °C", f64::from(t) / 1000.0)
+            }),
         ));
     }
     if let Some(fw) = collector.and_then(|c| c.firmware.as_ref()) {
@@ -132,10 +162,18 @@ fn summary_table(h: &mut String, report: &Report) {
     }
     h.push_str("<div class=\"scroll\"><table class=\"runs\">\n<thead><tr><th>policy</th><th>mover</th><th>pool</th>");
     for m in METRICS {
-        let _ = write!(h, "<th title=\"{}\">{}</th>", escape(m.key), escape(m.header));
+        let _ = write!(
+            h,
+            "<th title=\"{}\">{}</th>",
+            escape(m.key),
+            escape(m.header)
+        );
     }
     h.push_str("</tr></thead>\n<tbody>\n");
-    let flags: Vec<Vec<bool>> = METRICS.iter().map(|m| best_flags(m, &report.runs)).collect();
+    let flags: Vec<Vec<bool>> = METRICS
+        .iter()
+        .map(|m| best_flags(m, &report.runs))
+        .collect();
     for (i, r) in report.runs.iter().enumerate() {
         let _ = write!(
             h,
@@ -161,12 +199,18 @@ fn summary_table(h: &mut String, report: &Report) {
 }
 
 fn verification_block(h: &mut String, c: &Collector) {
-    let bad: Vec<&RunDetail> = c.runs.iter().filter(|r| !r.corruptions.is_empty()).collect();
+    let bad: Vec<&RunDetail> = c
+        .runs
+        .iter()
+        .filter(|r| !r.corruptions.is_empty())
+        .collect();
     if bad.is_empty() {
         return;
     }
     h.push_str("<section id=\"verification\"><h2>Data mismatches found by verification</h2>\n<table class=\"kv\">\n");
-    h.push_str("<tr><th>run</th><th>buffer</th><th>page</th><th>expected</th><th>found</th></tr>\n");
+    h.push_str(
+        "<tr><th>run</th><th>buffer</th><th>page</th><th>expected</th><th>found</th></tr>\n",
+    );
     for r in bad {
         for (buffer, page, expected, found) in &r.corruptions {
             let _ = writeln!(
@@ -227,8 +271,10 @@ pub fn animation_json(report: &Report, runs: &[&RunDetail], budget: usize) -> St
         .flat_map(|s| s.overflow.iter().map(|b| b.offset + b.size))
         .max()
         .unwrap_or(0);
-    let mut events: Vec<(u64, u64)> =
-        runs.iter().flat_map(|r| r.snapshots.iter().map(|s| (s.event, s.time_us))).collect();
+    let mut events: Vec<(u64, u64)> = runs
+        .iter()
+        .flat_map(|r| r.snapshots.iter().map(|s| (s.event, s.time_us)))
+        .collect();
     events.sort_unstable();
     events.dedup_by_key(|e| e.0);
 
@@ -285,17 +331,24 @@ pub fn animation_json(report: &Report, runs: &[&RunDetail], budget: usize) -> St
             return text;
         }
         // Thin evenly, keeping the last frame (the end state matters most).
-        let keep = ((frames.len() as f64) * (budget as f64 / text.len() as f64) * 0.9).floor().max(2.0) as usize;
+        let keep = ((frames.len() as f64) * (budget as f64 / text.len() as f64) * 0.9)
+            .floor()
+            .max(2.0) as usize;
         let keep = keep.min(frames.len() - 1);
         let step = (events.len() - 1) as f64 / (keep - 1) as f64;
-        frames = (0..keep).map(|i| events[((i as f64 * step).round() as usize).min(events.len() - 1)]).collect();
+        frames = (0..keep)
+            .map(|i| events[((i as f64 * step).round() as usize).min(events.len() - 1)])
+            .collect();
         frames.dedup_by_key(|e| e.0);
     }
 }
 
 fn animation(h: &mut String, report: &Report, c: &Collector) {
     let (mover, runs) = representative_runs(c);
-    let runs: Vec<&RunDetail> = runs.into_iter().filter(|r| !r.snapshots.is_empty()).collect();
+    let runs: Vec<&RunDetail> = runs
+        .into_iter()
+        .filter(|r| !r.snapshots.is_empty())
+        .collect();
     h.push_str("<section id=\"animation\"><h2>The pool over time</h2>\n");
     if runs.is_empty() {
         h.push_str("<p class=\"note\">The records hold no pool snapshots, so there is nothing to animate.</p></section>\n");

@@ -43,7 +43,10 @@ pub struct Written {
 impl Written {
     /// The path of a written file by name, e.g. `"index.html"`.
     pub fn file(&self, name: &str) -> Option<&Path> {
-        self.files.iter().map(PathBuf::as_path).find(|p| p.file_name().is_some_and(|n| n == name))
+        self.files
+            .iter()
+            .map(PathBuf::as_path)
+            .find(|p| p.file_name().is_some_and(|n| n == name))
     }
 }
 
@@ -76,22 +79,31 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
         if json.is_file() {
             return load(&json);
         }
-        anyhow::bail!("{} holds neither records.bin nor report.json", path.display());
+        anyhow::bail!(
+            "{} holds neither records.bin nor report.json",
+            path.display()
+        );
     }
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if stream::looks_like_stream(&bytes) {
-        let records = stream::read(bytes.as_slice()).with_context(|| format!("reading {}", path.display()))?;
+        let records = stream::read(bytes.as_slice())
+            .with_context(|| format!("reading {}", path.display()))?;
         return Ok(Loaded::Full(stream::collect(records)?));
     }
     let report: Report = serde_json::from_slice(&bytes).with_context(|| {
-        format!("{} is neither a record stream nor a report.json (DESIGN.md 5a)", path.display())
+        format!(
+            "{} is neither a record stream nor a report.json (DESIGN.md 5a)",
+            path.display()
+        )
     })?;
     Ok(Loaded::Summary(report))
 }
 
 /// Writes the full report directory from a collector (see the crate docs).
 pub fn write_dir(collector: &Collector, dir: &Path) -> anyhow::Result<Written> {
-    let report = collector.report().map_err(|e| anyhow::anyhow!("cannot build the report: {e}"))?;
+    let report = collector
+        .report()
+        .map_err(|e| anyhow::anyhow!("cannot build the report: {e}"))?;
     let mut w = Writer::new(dir, report)?;
     for run in collector.runs.iter().filter(|r| r.result.is_none()) {
         w.notes.push(format!(
@@ -124,7 +136,8 @@ pub fn write_summary_dir(report: &Report, dir: &Path) -> anyhow::Result<Written>
         w.put(chart.file, chart.svg.as_bytes())?;
     }
     w.notes.extend(charts.iter().filter_map(|c| c.note.clone()));
-    w.notes.push("a summary alone has no samples or snapshots: no timeline, no animation".into());
+    w.notes
+        .push("a summary alone has no samples or snapshots: no timeline, no animation".into());
     let page = html::page(report, None, &charts);
     w.put("index.html", page.as_bytes())?;
     Ok(w.done())
@@ -147,8 +160,14 @@ struct Writer {
 
 impl Writer {
     fn new(dir: &Path, report: Report) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating the report directory {}", dir.display()))?;
-        Ok(Self { dir: dir.to_path_buf(), files: Vec::new(), report, notes: Vec::new() })
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the report directory {}", dir.display()))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            files: Vec::new(),
+            report,
+            notes: Vec::new(),
+        })
     }
 
     fn put(&mut self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
@@ -165,7 +184,12 @@ impl Writer {
     }
 
     fn done(self) -> Written {
-        Written { dir: self.dir, files: self.files, report: self.report, notes: self.notes }
+        Written {
+            dir: self.dir,
+            files: self.files,
+            report: self.report,
+            notes: self.notes,
+        }
     }
 }
 
@@ -177,10 +201,23 @@ pub fn representative_runs(collector: &Collector) -> (Option<MoverKind>, Vec<&Ru
     let has_data = |r: &&RunDetail| !r.samples.is_empty() || !r.snapshots.is_empty();
     let mover = [MoverKind::Model, MoverKind::Dma, MoverKind::Cpu]
         .into_iter()
-        .find(|m| collector.runs.iter().filter(has_data).any(|r| r.mover == *m));
-    let Some(mover) = mover else { return (None, Vec::new()) };
+        .find(|m| {
+            collector
+                .runs
+                .iter()
+                .filter(has_data)
+                .any(|r| r.mover == *m)
+        });
+    let Some(mover) = mover else {
+        return (None, Vec::new());
+    };
     let mut runs: Vec<&RunDetail> = Vec::new();
-    for r in collector.runs.iter().filter(has_data).filter(|r| r.mover == mover) {
+    for r in collector
+        .runs
+        .iter()
+        .filter(has_data)
+        .filter(|r| r.mover == mover)
+    {
         if !runs.iter().any(|x| x.policy == r.policy) {
             runs.push(r);
         }

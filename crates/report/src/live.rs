@@ -44,7 +44,10 @@ impl Progress {
     /// Bars on stderr when it is a terminal, plain lines otherwise.
     pub fn new() -> Self {
         if std::io::stderr().is_terminal() {
-            Self { out: Output::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr())), runs: Vec::new() }
+            Self {
+                out: Output::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+                runs: Vec::new(),
+            }
         } else {
             Self::plain(Box::new(std::io::stderr()))
         }
@@ -52,7 +55,10 @@ impl Progress {
 
     /// Plain lines to `out`, whatever it is (for logs and tests).
     pub fn plain(out: Box<dyn Write + Send>) -> Self {
-        Self { out: Output::Plain(out), runs: Vec::new() }
+        Self {
+            out: Output::Plain(out),
+            runs: Vec::new(),
+        }
     }
 
     fn line(&mut self, text: &str) {
@@ -88,10 +94,19 @@ impl Progress {
                 self.line(&text);
             }
             Record::Platform(p) => {
-                let text = format!("platform: {}", crate::metrics::source_description(p.source()));
+                let text = format!(
+                    "platform: {}",
+                    crate::metrics::source_description(p.source())
+                );
                 self.line(&text);
             }
-            Record::RunStart { run, policy, mover, pool_bytes, events } => {
+            Record::RunStart {
+                run,
+                policy,
+                mover,
+                pool_bytes,
+                events,
+            } => {
                 let label = label(*run, *policy, *mover);
                 let bar = match &self.out {
                     Output::Bars(mp) => {
@@ -124,7 +139,9 @@ impl Progress {
             Record::Progress { run, events_done } => self.advance(*run, *events_done),
             Record::RunEnd { run, result } => {
                 self.advance(*run, result.events);
-                let Some(r) = self.runs.iter_mut().rev().find(|r| r.run == *run) else { return };
+                let Some(r) = self.runs.iter_mut().rev().find(|r| r.run == *run) else {
+                    return;
+                };
                 r.finished = true;
                 let summary = format!(
                     "{}: done, {} events, {} moves, replay {}",
@@ -147,7 +164,9 @@ impl Progress {
     }
 
     fn advance(&mut self, run: u16, done: u64) {
-        let Some(r) = self.runs.iter_mut().rev().find(|r| r.run == run) else { return };
+        let Some(r) = self.runs.iter_mut().rev().find(|r| r.run == run) else {
+            return;
+        };
         r.done = done;
         if let Some(bar) = &r.bar {
             bar.set_position(done);
@@ -178,7 +197,9 @@ impl Progress {
         for r in self.runs.iter_mut().filter(|r| !r.finished) {
             r.finished = true;
             match r.bar.take() {
-                Some(bar) => bar.abandon_with_message(format!("stopped at {}/{} events", r.done, r.events)),
+                Some(bar) => {
+                    bar.abandon_with_message(format!("stopped at {}/{} events", r.done, r.events))
+                }
                 None => stopped.push(format!(
                     "{}: stopped at {}/{} events",
                     r.label,
@@ -197,10 +218,15 @@ impl Progress {
 }
 
 fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template("{prefix:<28} [{bar:36.cyan/blue}] {pos:>9}/{len:9} events {rate:>14} {msg}")
-        .expect("the progress template is valid")
-        .with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+    ProgressStyle::with_template(
+        "{prefix:<28} [{bar:36.cyan/blue}] {pos:>9}/{len:9} events {rate:>14} {msg}",
+    )
+    .expect("the progress template is valid")
+    .with_key(
+        "rate",
+        |state: &ProgressState, w: &mut dyn std::fmt::Write| {
             let _ = w.write_str(&units::rate(state.per_sec()));
-        })
-        .progress_chars("=> ")
+        },
+    )
+    .progress_chars("=> ")
 }

@@ -71,7 +71,13 @@ fn latency(r: &RunResult, v: u64) -> Option<f64> {
 
 /// Every column, in display order.
 pub const METRICS: &[Metric] = &[
-    Metric { key: "events", header: "events", kind: Kind::Count, better: Better::Neither, get: |r| some(r.events) },
+    Metric {
+        key: "events",
+        header: "events",
+        kind: Kind::Count,
+        better: Better::Neither,
+        get: |r| some(r.events),
+    },
     Metric {
         key: "rule1_failures",
         header: "rule1 fail",
@@ -79,9 +85,27 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         get: |r| some(r.rule1_failures),
     },
-    Metric { key: "page_ins", header: "page-ins", kind: Kind::Count, better: Better::Lower, get: |r| some(r.page_ins) },
-    Metric { key: "page_outs", header: "page-outs", kind: Kind::Count, better: Better::Lower, get: |r| some(r.page_outs) },
-    Metric { key: "purges", header: "purges", kind: Kind::Count, better: Better::Lower, get: |r| some(r.purges) },
+    Metric {
+        key: "page_ins",
+        header: "page-ins",
+        kind: Kind::Count,
+        better: Better::Lower,
+        get: |r| some(r.page_ins),
+    },
+    Metric {
+        key: "page_outs",
+        header: "page-outs",
+        kind: Kind::Count,
+        better: Better::Lower,
+        get: |r| some(r.page_outs),
+    },
+    Metric {
+        key: "purges",
+        header: "purges",
+        kind: Kind::Count,
+        better: Better::Lower,
+        get: |r| some(r.purges),
+    },
     Metric {
         key: "compaction_moves",
         header: "compactions",
@@ -89,7 +113,13 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         get: |r| some(r.compaction_moves),
     },
-    Metric { key: "moves", header: "moves", kind: Kind::Count, better: Better::Lower, get: |r| some(r.moves) },
+    Metric {
+        key: "moves",
+        header: "moves",
+        kind: Kind::Count,
+        better: Better::Lower,
+        get: |r| some(r.moves),
+    },
     Metric {
         key: "bytes_moved",
         header: "moved",
@@ -139,8 +169,20 @@ pub const METRICS: &[Metric] = &[
         better: Better::Lower,
         get: |r| latency(r, r.move_latency_ns.max),
     },
-    Metric { key: "stall_ns", header: "stall", kind: Kind::DurationNs, better: Better::Lower, get: |r| some(r.stall_ns) },
-    Metric { key: "replay_ns", header: "replay", kind: Kind::DurationNs, better: Better::Lower, get: |r| some(r.replay_ns) },
+    Metric {
+        key: "stall_ns",
+        header: "stall",
+        kind: Kind::DurationNs,
+        better: Better::Lower,
+        get: |r| some(r.stall_ns),
+    },
+    Metric {
+        key: "replay_ns",
+        header: "replay",
+        kind: Kind::DurationNs,
+        better: Better::Lower,
+        get: |r| some(r.replay_ns),
+    },
     Metric {
         key: "verified_pages",
         header: "verified",
@@ -177,7 +219,9 @@ pub fn best_flags(metric: &Metric, runs: &[RunResult]) -> Vec<bool> {
     };
     let all_equal = present.windows(2).all(|w| w[0] == w[1]);
     match best {
-        Some(best) if present.len() > 1 && !all_equal => values.iter().map(|v| *v == Some(best)).collect(),
+        Some(best) if present.len() > 1 && !all_equal => {
+            values.iter().map(|v| *v == Some(best)).collect()
+        }
         _ => vec![false; runs.len()],
     }
 }
@@ -185,7 +229,9 @@ pub fn best_flags(metric: &Metric, runs: &[RunResult]) -> Vec<bool> {
 /// Where the numbers came from, in the words a reader needs.
 pub fn source_description(source: Source) -> &'static str {
     match source {
-        Source::Sim => "simulator on the host (modelled mover): timings are model timings, not hardware",
+        Source::Sim => {
+            "simulator on the host (modelled mover): timings are model timings, not hardware"
+        }
         Source::Qemu => "QEMU emulation: timings are emulation timings, not hardware",
         Source::Hardware => "hardware (Raspberry Pi 3 silicon): measured timings",
     }
@@ -209,7 +255,11 @@ pub fn context_lines(report: &Report) -> Vec<String> {
             None => "no usable DMA channel (CPU mover only)".to_string(),
         });
         if !p.detection.is_empty() {
-            board.push(format!("{} ({})", if p.emulated { "emulated" } else { "silicon" }, p.detection));
+            board.push(format!(
+                "{} ({})",
+                if p.emulated { "emulated" } else { "silicon" },
+                p.detection
+            ));
         }
         lines.push(format!("board: {}", board.join(", ")));
     } else if report.source != Source::Sim {
@@ -250,5 +300,9 @@ pub fn pool_sizes(report: &Report) -> String {
     if sizes.is_empty() {
         return "no runs".to_string();
     }
-    sizes.iter().map(|&b| units::bytes(b)).collect::<Vec<_>>().join(", ")
+    sizes
+        .iter()
+        .map(|&b| units::bytes(b))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

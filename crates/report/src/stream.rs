@@ -48,7 +48,10 @@ impl<W: Write> StreamWriter<W> {
 }
 
 /// Writes a whole stream.
-pub fn write<'a, W: Write>(out: W, records: impl IntoIterator<Item = &'a Record>) -> anyhow::Result<W> {
+pub fn write<'a, W: Write>(
+    out: W,
+    records: impl IntoIterator<Item = &'a Record>,
+) -> anyhow::Result<W> {
     let mut writer = StreamWriter::new(out)?;
     for record in records {
         writer.push(record)?;
@@ -65,9 +68,14 @@ pub fn looks_like_stream(bytes: &[u8]) -> bool {
 /// error that says how many records were read before it.
 pub fn read(mut input: impl Read) -> anyhow::Result<Vec<Record>> {
     let mut header = [0u8; 10];
-    input.read_exact(&mut header).context("reading the record-stream header")?;
+    input
+        .read_exact(&mut header)
+        .context("reading the record-stream header")?;
     if &header[..8] != MAGIC {
-        bail!("not a record stream (the file does not start with {:?})", std::str::from_utf8(MAGIC).unwrap());
+        bail!(
+            "not a record stream (the file does not start with {:?})",
+            std::str::from_utf8(MAGIC).unwrap()
+        );
     }
     let version = u16::from_le_bytes([header[8], header[9]]);
     if version != FORMAT_VERSION {
@@ -78,19 +86,29 @@ pub fn read(mut input: impl Read) -> anyhow::Result<Vec<Record>> {
         let mut len = [0u8; 4];
         match read_exact_or_eof(&mut input, &mut len)? {
             Fill::Eof => break,
-            Fill::Partial => bail!("record stream truncated after {} records (inside a length)", records.len()),
+            Fill::Partial => bail!(
+                "record stream truncated after {} records (inside a length)",
+                records.len()
+            ),
             Fill::Full => {}
         }
         let len = u32::from_le_bytes(len);
         if len > MAX_RECORD_BYTES {
-            bail!("record {} claims {len} bytes: the stream is damaged", records.len());
+            bail!(
+                "record {} claims {len} bytes: the stream is damaged",
+                records.len()
+            );
         }
         let mut body = vec![0u8; len as usize];
         input
             .read_exact(&mut body)
             .with_context(|| format!("record stream truncated inside record {}", records.len()))?;
-        let record = Record::from_bytes(&body)
-            .with_context(|| format!("record {} does not decode (protocol {PROTOCOL_VERSION} expected)", records.len()))?;
+        let record = Record::from_bytes(&body).with_context(|| {
+            format!(
+                "record {} does not decode (protocol {PROTOCOL_VERSION} expected)",
+                records.len()
+            )
+        })?;
         records.push(record);
     }
     Ok(records)
@@ -106,7 +124,13 @@ fn read_exact_or_eof(input: &mut impl Read, buf: &mut [u8]) -> io::Result<Fill> 
     let mut filled = 0;
     while filled < buf.len() {
         match input.read(&mut buf[filled..]) {
-            Ok(0) => return Ok(if filled == 0 { Fill::Eof } else { Fill::Partial }),
+            Ok(0) => {
+                return Ok(if filled == 0 {
+                    Fill::Eof
+                } else {
+                    Fill::Partial
+                })
+            }
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -118,7 +142,8 @@ fn read_exact_or_eof(input: &mut impl Read, buf: &mut [u8]) -> io::Result<Fill> 
 /// Reads a record-stream file into a collector.
 pub fn load(path: &Path) -> anyhow::Result<Collector> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let records = read(io::BufReader::new(file)).with_context(|| format!("reading {}", path.display()))?;
+    let records =
+        read(io::BufReader::new(file)).with_context(|| format!("reading {}", path.display()))?;
     collect(records)
 }
 
@@ -126,7 +151,9 @@ pub fn load(path: &Path) -> anyhow::Result<Collector> {
 pub fn collect(records: impl IntoIterator<Item = Record>) -> anyhow::Result<Collector> {
     let mut collector = Collector::new();
     for (i, record) in records.into_iter().enumerate() {
-        collector.push(record).map_err(|e| anyhow::anyhow!("record {i}: {e}"))?;
+        collector
+            .push(record)
+            .map_err(|e| anyhow::anyhow!("record {i}: {e}"))?;
     }
     Ok(collector)
 }
@@ -139,7 +166,10 @@ const MOVES_PER_RECORD: usize = 1024;
 pub fn records_of(collector: &Collector) -> Vec<Record> {
     let mut out = Vec::new();
     if let Some(firmware) = &collector.firmware {
-        out.push(Record::Hello { protocol: PROTOCOL_VERSION, firmware: firmware.clone() });
+        out.push(Record::Hello {
+            protocol: PROTOCOL_VERSION,
+            firmware: firmware.clone(),
+        });
     }
     if let Some(p) = &collector.platform {
         out.push(Record::Platform(p.clone()));
@@ -156,24 +186,49 @@ pub fn records_of(collector: &Collector) -> Vec<Record> {
             events: run.events,
         });
         for s in &run.samples {
-            out.push(Record::Sample { run: run.run, sample: *s });
+            out.push(Record::Sample {
+                run: run.run,
+                sample: *s,
+            });
         }
         for s in &run.snapshots {
-            out.push(Record::Snapshot { run: run.run, snapshot: s.clone() });
+            out.push(Record::Snapshot {
+                run: run.run,
+                snapshot: s.clone(),
+            });
         }
         for chunk in run.moves.chunks(MOVES_PER_RECORD) {
-            out.push(Record::Moves { run: run.run, moves: chunk.to_vec() });
+            out.push(Record::Moves {
+                run: run.run,
+                moves: chunk.to_vec(),
+            });
         }
         for &(buffer, page, expected, found) in &run.corruptions {
-            out.push(Record::Corruption { run: run.run, buffer, page, expected, found });
+            out.push(Record::Corruption {
+                run: run.run,
+                buffer,
+                page,
+                expected,
+                found,
+            });
         }
         match &run.result {
-            Some(result) => out.push(Record::RunEnd { run: run.run, result: result.clone() }),
-            None => out.push(Record::Progress { run: run.run, events_done: run.events_done }),
+            Some(result) => out.push(Record::RunEnd {
+                run: run.run,
+                result: result.clone(),
+            }),
+            None => out.push(Record::Progress {
+                run: run.run,
+                events_done: run.events_done,
+            }),
         }
     }
     for (name, passed, detail) in &collector.checks {
-        out.push(Record::Check { name: name.clone(), passed: *passed, detail: detail.clone() });
+        out.push(Record::Check {
+            name: name.clone(),
+            passed: *passed,
+            detail: detail.clone(),
+        });
     }
     if let Some(exit_code) = collector.exit_code {
         out.push(Record::Finished { exit_code });

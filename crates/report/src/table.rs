@@ -30,7 +30,10 @@ pub fn render_with(report: &Report, colour: bool) -> String {
         out.push_str("no run finished\n");
         return out;
     }
-    let show_pool = report.runs.iter().any(|r| r.pool_bytes != report.runs[0].pool_bytes);
+    let show_pool = report
+        .runs
+        .iter()
+        .any(|r| r.pool_bytes != report.runs[0].pool_bytes);
 
     // Columns: labels first, then metrics. Each cell is (text, is_best).
     let mut headers: Vec<String> = vec!["policy".into(), "mover".into()];

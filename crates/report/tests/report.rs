@@ -27,29 +27,55 @@ fn row<'a>(table: &'a str, policy: &str, mover: &str) -> Vec<&'a str> {
             words.next() == Some(policy) && words.next() == Some(mover)
         })
         .unwrap_or_else(|| panic!("no row for {policy}/{mover} in\n{table}"));
-    line.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect()
+    line.split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect()
 }
 
 fn column(table: &str, header: &str) -> usize {
-    let line = table.lines().find(|l| l.starts_with("policy")).expect("header line");
-    let cells: Vec<&str> = line.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
-    cells.iter().position(|c| *c == header).unwrap_or_else(|| panic!("no column {header} in {line}"))
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("policy"))
+        .expect("header line");
+    let cells: Vec<&str> = line
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    cells
+        .iter()
+        .position(|c| *c == header)
+        .unwrap_or_else(|| panic!("no column {header} in {line}"))
 }
 
 #[test]
 fn table_rows_mark_the_best_cells() {
     let (written, _) = rendered("table", Shape::default());
     let table = report::table::render(&written.report);
-    assert!(table.contains("QEMU emulation: timings are emulation timings, not hardware"), "{table}");
+    assert!(
+        table.contains("QEMU emulation: timings are emulation timings, not hardware"),
+        "{table}"
+    );
     assert!(table.contains("board revision 0xa02082"), "{table}");
     assert!(table.contains("DMA channel 4"), "{table}");
     assert!(table.contains("timer: CNTPCT_EL0 at 62.5 MHz"), "{table}");
-    assert!(table.contains("trace: synthetic-kmscube (2 000 events, 120 buffers, peak live 24 MiB)"), "{table}");
+    assert!(
+        table.contains("trace: synthetic-kmscube (2 000 events, 120 buffers, peak live 24 MiB)"),
+        "{table}"
+    );
     assert!(table.contains("pool: 16 MiB"), "{table}");
 
     // 4 policies x 2 movers.
     let policies: Vec<&str> = Policy::ALL.iter().map(|p| p.as_str()).collect();
-    let rows = table.lines().filter(|l| l.split_whitespace().next().is_some_and(|w| policies.contains(&w))).count();
+    let rows = table
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|w| policies.contains(&w))
+        })
+        .count();
     assert_eq!(rows, 8, "{table}");
 
     let page_outs = column(&table, "page-outs");
@@ -71,10 +97,19 @@ fn table_rows_mark_the_best_cells() {
     let corrupt = column(&table, "corrupt");
     assert_eq!(row(&table, "drm-mm", "cpu")[corrupt], "0");
     // Not scored: events.
-    assert_eq!(row(&table, "compact", "dma")[column(&table, "events")], "2 000");
+    assert_eq!(
+        row(&table, "compact", "dma")[column(&table, "events")],
+        "2 000"
+    );
     // Human units.
-    assert_eq!(row(&table, "drm-mm", "dma")[column(&table, "moved")], "17 MiB");
-    assert_eq!(row(&table, "compact", "cpu")[column(&table, "mean frag")], "15.0 %");
+    assert_eq!(
+        row(&table, "drm-mm", "dma")[column(&table, "moved")],
+        "17 MiB"
+    );
+    assert_eq!(
+        row(&table, "compact", "cpu")[column(&table, "mean frag")],
+        "15.0 %"
+    );
 
     let coloured = report::table::render_with(&written.report, true);
     assert!(coloured.contains("\x1b[1;32m12*\x1b[0m"), "{coloured}");
@@ -93,8 +128,13 @@ fn files_hold_the_stream_contents() {
         "move_latency.svg",
         "index.html",
     ] {
-        let path = written.file(name).unwrap_or_else(|| panic!("{name} not written"));
-        assert!(std::fs::metadata(path).unwrap().len() > 0, "{name} is empty");
+        let path = written
+            .file(name)
+            .unwrap_or_else(|| panic!("{name} not written"));
+        assert!(
+            std::fs::metadata(path).unwrap().len() > 0,
+            "{name} is empty"
+        );
     }
 
     // report.json is DESIGN 5a and reads back as the same report.
@@ -123,7 +163,10 @@ fn files_hold_the_stream_contents() {
     assert_eq!(lines.len(), 1 + 8 * (EVENTS / 20) as usize);
     // Run 3 is defrag/dma; its sample at event 40: used = 8 MiB + 40*4096*4.
     let expected_used = (POOL / 2) + 40 * 4096 * 4;
-    let line = lines.iter().find(|l| l.starts_with("3,defrag,dma,40,")).expect("defrag sample at event 40");
+    let line = lines
+        .iter()
+        .find(|l| l.starts_with("3,defrag,dma,40,"))
+        .expect("defrag sample at event 40");
     let cells: Vec<&str> = line.split(',').collect();
     assert_eq!(cells[4], "0.320000");
     assert_eq!(cells[5], expected_used.to_string());
@@ -133,32 +176,54 @@ fn files_hold_the_stream_contents() {
     let html = std::fs::read_to_string(written.file("index.html").unwrap()).unwrap();
     assert!(html.contains("<td class=\"best\">12&nbsp;*</td>"));
     for i in 0..4 {
-        assert!(html.contains(&format!("id=\"pool-canvas-{i}\"")), "pool row {i} missing");
+        assert!(
+            html.contains(&format!("id=\"pool-canvas-{i}\"")),
+            "pool row {i} missing"
+        );
     }
-    assert!(!html.contains("id=\"pool-canvas-4\""), "one row per policy, not per run");
+    assert!(
+        !html.contains("id=\"pool-canvas-4\""),
+        "one row per policy, not per run"
+    );
     assert!(html.contains("timings are emulation timings, not hardware"));
 }
 
 #[test]
 fn page_is_self_contained_and_small_for_a_big_trace() {
-    let shape = Shape { events: 200_000, sample_every: 100, snapshot_every: 50, buffers: 400, ..Shape::default() };
+    let shape = Shape {
+        events: 200_000,
+        sample_every: 100,
+        snapshot_every: 50,
+        buffers: 400,
+        ..Shape::default()
+    };
     let (written, collector) = rendered("big", shape);
     let snapshots: usize = collector.runs.iter().map(|r| r.snapshots.len()).sum();
-    assert!(snapshots > 10_000, "the synthetic trace should need thinning ({snapshots} snapshots)");
+    assert!(
+        snapshots > 10_000,
+        "the synthetic trace should need thinning ({snapshots} snapshots)"
+    );
     let html = std::fs::read_to_string(written.file("index.html").unwrap()).unwrap();
     assert!(html.len() < 5 << 20, "index.html is {} bytes", html.len());
     // Nothing fetched: no external scripts, styles, images or fonts. (SVG's
     // xmlns is a name, not a fetch.)
     let lower = html.to_lowercase();
     for needle in ["src=", "href=\"http", "url(", "@import", "@font-face"] {
-        assert!(!lower.contains(needle), "the page references something external: {needle}");
+        assert!(
+            !lower.contains(needle),
+            "the page references something external: {needle}"
+        );
     }
     // The thinned animation still spans the whole trace.
     let start = html.find("id=\"pool-data\">").unwrap() + "id=\"pool-data\">".len();
     let end = start + html[start..].find("</script>").unwrap();
     let data: serde_json::Value = serde_json::from_str(&html[start..end]).unwrap();
     let frames = data["frames"].as_array().unwrap();
-    assert!(frames.len() > 20 && frames.len() < 4_000, "{} frames", frames.len());
+    assert!(
+        frames.len() > 20 && frames.len() < 4_000,
+        "{} frames",
+        frames.len()
+    );
     assert_eq!(frames[0][0], 0);
     assert_eq!(frames.last().unwrap()[0], shape.events - 1);
     assert_eq!(data["unit"], PAGE);
@@ -170,30 +235,69 @@ fn svgs_parse_and_name_their_axes() {
     let summary_dir = test_dir("svg-summary");
     let summary = report::write_summary_dir(&written.report, &summary_dir).unwrap();
     let expected: &[(&str, &[&str])] = &[
-        ("occupancy.svg", &["trace time (s)", "used in pool (MiB)", "first-fit", "defrag"]),
-        ("fragmentation.svg", &["trace time (s)", "fragmentation (%)", "compact"]),
-        ("overflow.svg", &["trace time (s)", "overflow (MiB)", "drm-mm"]),
-        ("move_latency.svg", &["move size (bytes, log scale)", "latency, submit to completion (log scale)", "dma", "cpu"]),
+        (
+            "occupancy.svg",
+            &[
+                "trace time (s)",
+                "used in pool (MiB)",
+                "first-fit",
+                "defrag",
+            ],
+        ),
+        (
+            "fragmentation.svg",
+            &["trace time (s)", "fragmentation (%)", "compact"],
+        ),
+        (
+            "overflow.svg",
+            &["trace time (s)", "overflow (MiB)", "drm-mm"],
+        ),
+        (
+            "move_latency.svg",
+            &[
+                "move size (bytes, log scale)",
+                "latency, submit to completion (log scale)",
+                "dma",
+                "cpu",
+            ],
+        ),
     ];
     let mut checked = 0;
     for written in [&written, &summary] {
-        for path in written.files.iter().filter(|p| p.extension().is_some_and(|e| e == "svg")) {
+        for path in written
+            .files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "svg"))
+        {
             let text = std::fs::read_to_string(path).unwrap();
-            let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let doc = roxmltree::Document::parse(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(doc.root_element().tag_name().name(), "svg");
-            let texts: Vec<String> =
-                doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).map(String::from).collect();
+            let texts: Vec<String> = doc
+                .descendants()
+                .filter(|n| n.has_tag_name("text"))
+                .filter_map(|n| n.text())
+                .map(String::from)
+                .collect();
             let name = path.file_name().unwrap().to_str().unwrap();
             let (_, wanted) = expected.iter().find(|(n, _)| *n == name).unwrap();
             for w in *wanted {
-                assert!(texts.iter().any(|t| t.contains(w)), "{name}: no text {w:?} in {texts:?}");
+                assert!(
+                    texts.iter().any(|t| t.contains(w)),
+                    "{name}: no text {w:?} in {texts:?}"
+                );
             }
             // The title names trace, pool size and source.
-            assert!(texts.iter().any(|t| t.contains("synthetic-kmscube") && t.contains("16 MiB") && t.contains("QEMU")));
+            assert!(texts.iter().any(|t| t.contains("synthetic-kmscube")
+                && t.contains("16 MiB")
+                && t.contains("QEMU")));
             checked += 1;
         }
     }
-    assert_eq!(checked, 5, "4 charts from the stream, the latency chart from the summary");
+    assert_eq!(
+        checked, 5,
+        "4 charts from the stream, the latency chart from the summary"
+    );
 }
 
 #[test]
@@ -204,33 +308,60 @@ fn summary_only_dir_renders_what_it_can() {
     assert!(matches!(loaded, report::Loaded::Summary(_)));
     let dir = test_dir("summary");
     let out = report::write_loaded(&loaded, &dir).unwrap();
-    let names: Vec<String> = out.files.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = out
+        .files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(names, ["report.json", "move_latency.svg", "index.html"]);
     let html = std::fs::read_to_string(out.file("index.html").unwrap()).unwrap();
     assert!(html.contains("rebuilt from report.json alone"));
     // A report directory loads as its full stream.
-    assert!(matches!(report::load(&written.dir).unwrap(), report::Loaded::Full(_)));
+    assert!(matches!(
+        report::load(&written.dir).unwrap(),
+        report::Loaded::Full(_)
+    ));
 }
 
 #[test]
 fn sim_report_without_timed_moves_still_draws() {
-    let shape = Shape { movers: &[MoverKind::Model], emulated: false, ..Shape::default() };
+    let shape = Shape {
+        movers: &[MoverKind::Model],
+        emulated: false,
+        ..Shape::default()
+    };
     let mut collector = collector(shape);
     collector.platform = None;
     for run in &mut collector.runs {
         let r = run.result.as_mut().unwrap();
         r.moves = 0;
         r.latency_by_size.clear();
-        r.timer = records::Timer { name: "model (virtual ns)".into(), hz: 1_000_000_000 };
+        r.timer = records::Timer {
+            name: "model (virtual ns)".into(),
+            hz: 1_000_000_000,
+        };
     }
     let written = report::write_dir(&collector, &test_dir("sim")).unwrap();
     assert_eq!(written.report.source, Source::Sim);
     let table = report::table::render(&written.report);
     assert!(table.contains("simulator on the host"), "{table}");
-    assert!(table.contains("timer: model (virtual ns) at 1 GHz"), "{table}");
-    assert!(!table.contains("board:"), "a simulation has no board: {table}");
-    assert_eq!(row(&table, "compact", "model")[column(&table, "lat p50")], "–");
-    assert!(written.notes.iter().any(|n| n.contains("no timed moves")), "{:?}", written.notes);
+    assert!(
+        table.contains("timer: model (virtual ns) at 1 GHz"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("board:"),
+        "a simulation has no board: {table}"
+    );
+    assert_eq!(
+        row(&table, "compact", "model")[column(&table, "lat p50")],
+        "–"
+    );
+    assert!(
+        written.notes.iter().any(|n| n.contains("no timed moves")),
+        "{:?}",
+        written.notes
+    );
     let svg = std::fs::read_to_string(written.file("move_latency.svg").unwrap()).unwrap();
     roxmltree::Document::parse(&svg).unwrap();
     assert!(svg.contains("no timed moves in this report"));
@@ -240,12 +371,22 @@ fn sim_report_without_timed_moves_still_draws() {
 fn unfinished_runs_are_noted_not_tabled() {
     let mut recs = records(Shape::default());
     // Cut the stream inside the last run, as a crashed replay would.
-    let last_start = recs.iter().rposition(|r| matches!(r, records::Record::RunStart { .. })).unwrap();
+    let last_start = recs
+        .iter()
+        .rposition(|r| matches!(r, records::Record::RunStart { .. }))
+        .unwrap();
     recs.truncate(last_start + 30);
     let collector = report::stream::collect(recs).unwrap();
     let written = report::write_dir(&collector, &test_dir("unfinished")).unwrap();
     assert_eq!(written.report.runs.len(), 7);
-    assert!(written.notes.iter().any(|n| n.contains("run 7 (defrag/cpu) did not finish")), "{:?}", written.notes);
+    assert!(
+        written
+            .notes
+            .iter()
+            .any(|n| n.contains("run 7 (defrag/cpu) did not finish")),
+        "{:?}",
+        written.notes
+    );
 }
 
 #[test]
@@ -254,9 +395,15 @@ fn damaged_streams_are_refused_with_a_reason() {
     report::stream::write(&mut bytes, &records(Shape::default())).unwrap();
     let cut = &bytes[..bytes.len() - 10]; // inside the last RunEnd
     let err = report::stream::read(cut).unwrap_err();
-    assert!(format!("{err:#}").contains("truncated inside record"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("truncated inside record"),
+        "{err:#}"
+    );
     let err = report::stream::read(&b"{\"source\":1}"[..]).unwrap_err();
-    assert!(format!("{err:#}").contains("not a record stream"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("not a record stream"),
+        "{err:#}"
+    );
     let mut wrong = bytes.clone();
     wrong[8] = 9;
     let err = report::stream::read(wrong.as_slice()).unwrap_err();
@@ -266,26 +413,59 @@ fn damaged_streams_are_refused_with_a_reason() {
 #[test]
 fn compare_matches_runs_and_warns_on_sources() {
     let qemu = collector(Shape::default()).report().unwrap();
-    let mut hw = collector(Shape { emulated: false, ..Shape::default() }).report().unwrap();
+    let mut hw = collector(Shape {
+        emulated: false,
+        ..Shape::default()
+    })
+    .report()
+    .unwrap();
     assert_eq!(hw.source, Source::Hardware);
     hw.runs.retain(|r| r.mover == MoverKind::Dma);
     for r in &mut hw.runs {
         r.move_latency_ns.p50 /= 4;
     }
     let text = report::compare::render(&qemu, &hw, "qemu.json", "pi.json");
-    assert!(text.lines().any(|l| l.starts_with("WARNING: sources differ (A: qemu, B: hardware)")), "{text}");
-    assert!(text.contains("emulated timings and silicon timings are not comparable"), "{text}");
-    let block = text.split("\nfirst-fit / dma\n").nth(1).expect("first-fit/dma block");
-    let p50 = block.lines().find(|l| l.trim_start().starts_with("lat p50")).unwrap();
-    let cells: Vec<&str> = p50.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
-    assert_eq!(cells, ["lat p50", "48.0 µs", "12.0 µs", "-36.0 µs", "0.250"]);
-    assert!(text.contains("only in A: first-fit/cpu, compact/cpu, drm-mm/cpu, defrag/cpu"), "{text}");
-    assert!(!text.contains("first-fit / cpu"), "unmatched runs have no block");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("WARNING: sources differ (A: qemu, B: hardware)")),
+        "{text}"
+    );
+    assert!(
+        text.contains("emulated timings and silicon timings are not comparable"),
+        "{text}"
+    );
+    let block = text
+        .split("\nfirst-fit / dma\n")
+        .nth(1)
+        .expect("first-fit/dma block");
+    let p50 = block
+        .lines()
+        .find(|l| l.trim_start().starts_with("lat p50"))
+        .unwrap();
+    let cells: Vec<&str> = p50
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        cells,
+        ["lat p50", "48.0 µs", "12.0 µs", "-36.0 µs", "0.250"]
+    );
+    assert!(
+        text.contains("only in A: first-fit/cpu, compact/cpu, drm-mm/cpu, defrag/cpu"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("first-fit / cpu"),
+        "unmatched runs have no block"
+    );
 
     let same = report::compare::render(&qemu, &qemu, "a", "b");
     assert!(!same.contains("WARNING"), "{same}");
     let block = same.split("\ndefrag / cpu\n").nth(1).unwrap();
-    assert!(block.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["page-outs", "12", "12", "0", "1.000"]));
+    assert!(block.lines().any(
+        |l| l.split_whitespace().collect::<Vec<_>>() == ["page-outs", "12", "12", "0", "1.000"]
+    ));
 }
 
 #[derive(Clone, Default)]
@@ -305,7 +485,11 @@ fn plain_progress_prints_quarters_and_results() {
     let out = Shared::default();
     let mut progress = report::live::Progress::plain(Box::new(out.clone()));
     let recs = records(Shape::default());
-    let cut = recs.iter().rposition(|r| matches!(r, records::Record::RunStart { .. })).unwrap() + 3;
+    let cut = recs
+        .iter()
+        .rposition(|r| matches!(r, records::Record::RunStart { .. }))
+        .unwrap()
+        + 3;
     for r in &recs[..cut] {
         progress.on_record(r);
     }
@@ -313,12 +497,30 @@ fn plain_progress_prints_quarters_and_results() {
     let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("platform: QEMU emulation"), "{text}");
-    assert!(lines[1].starts_with("trace synthetic-kmscube: 2 000 events"), "{text}");
-    assert!(text.contains("run 0 first-fit/dma: started, 2 000 events, pool 16 MiB"), "{text}");
-    assert!(text.contains("run 0 first-fit/dma: 25% (500/2 000 events"), "{text}");
-    assert!(text.contains("run 0 first-fit/dma: 75% (1 500/2 000 events"), "{text}");
-    assert!(text.contains("run 0 first-fit/dma: done, 2 000 events, 78 moves"), "{text}");
-    assert!(text.contains("run 7 defrag/cpu: stopped at 0/2 000 events"), "{text}");
+    assert!(
+        lines[1].starts_with("trace synthetic-kmscube: 2 000 events"),
+        "{text}"
+    );
+    assert!(
+        text.contains("run 0 first-fit/dma: started, 2 000 events, pool 16 MiB"),
+        "{text}"
+    );
+    assert!(
+        text.contains("run 0 first-fit/dma: 25% (500/2 000 events"),
+        "{text}"
+    );
+    assert!(
+        text.contains("run 0 first-fit/dma: 75% (1 500/2 000 events"),
+        "{text}"
+    );
+    assert!(
+        text.contains("run 0 first-fit/dma: done, 2 000 events, 78 moves"),
+        "{text}"
+    );
+    assert!(
+        text.contains("run 7 defrag/cpu: stopped at 0/2 000 events"),
+        "{text}"
+    );
     // Three quarter lines per finished run, no more: a CI log stays short.
     assert_eq!(lines.iter().filter(|l| l.contains("% (")).count(), 7 * 3);
 }

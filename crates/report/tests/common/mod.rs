@@ -56,8 +56,14 @@ pub fn platform(emulated: bool) -> Platform {
         board_model: None,
         board_serial: Some(0x1234_5678),
         firmware_revision: Some(0x5e0f_2b1c),
-        arm_memory: Some(MemRange { base: 0, size: 0x3b40_0000 }),
-        vc_memory: Some(MemRange { base: 0x3c00_0000, size: 0x0400_0000 }),
+        arm_memory: Some(MemRange {
+            base: 0,
+            size: 0x3b40_0000,
+        }),
+        vc_memory: Some(MemRange {
+            base: 0x3c00_0000,
+            size: 0x0400_0000,
+        }),
         arm_clock_hz: Some(1_200_000_000),
         arm_max_clock_hz: Some(1_200_000_000),
         core_clock_hz: Some(400_000_000),
@@ -67,9 +73,19 @@ pub fn platform(emulated: bool) -> Platform {
         dma_channel_mask: Some(0x7f35),
         dma_channel: Some(4),
         emulated,
-        detection: if emulated { "MIDR and missing temperature sensor".into() } else { "silicon".into() },
-        pool: Some(MemRange { base: 0x0800_0000, size: POOL }),
-        heap: Some(MemRange { base: 0x1000_0000, size: 0x1000_0000 }),
+        detection: if emulated {
+            "MIDR and missing temperature sensor".into()
+        } else {
+            "silicon".into()
+        },
+        pool: Some(MemRange {
+            base: 0x0800_0000,
+            size: POOL,
+        }),
+        heap: Some(MemRange {
+            base: 0x1000_0000,
+            size: 0x1000_0000,
+        }),
     }
 }
 
@@ -123,18 +139,45 @@ pub fn result(p: Policy, m: MoverKind, events: u64) -> RunResult {
         peak_used_bytes: POOL - (1 << 20),
         peak_overflow_bytes: page_outs(p) * 200 * 1024,
         mean_fragmentation: 0.05 * (4 - p as u64) as f64,
-        replay_ns: 900_000_000 + 10_000_000 * p as u64 + if m == MoverKind::Cpu { 300_000_000 } else { 0 },
+        replay_ns: 900_000_000
+            + 10_000_000 * p as u64
+            + if m == MoverKind::Cpu { 300_000_000 } else { 0 },
         dma_fallbacks: 0,
         stall_ns: moves * p50 / 3,
-        move_latency_ns: Latency { p50, p99: p50 * 6, max: p50 * 11 },
+        move_latency_ns: Latency {
+            p50,
+            p99: p50 * 6,
+            max: p50 * 11,
+        },
         latency_by_size: vec![
-            SizeClassLatency { max_bytes: 64 << 10, moves: moves / 2, bytes: moves / 2 * 32 << 10, latency_ns: Latency { p50: p50 / 4, p99: p50, max: p50 * 2 } },
-            SizeClassLatency { max_bytes: 4 << 20, moves: moves - moves / 2, bytes: (moves - moves / 2) << 20, latency_ns: Latency { p50: p50 * 2, p99: p50 * 6, max: p50 * 11 } },
+            SizeClassLatency {
+                max_bytes: 64 << 10,
+                moves: moves / 2,
+                bytes: moves / 2 * 32 << 10,
+                latency_ns: Latency {
+                    p50: p50 / 4,
+                    p99: p50,
+                    max: p50 * 2,
+                },
+            },
+            SizeClassLatency {
+                max_bytes: 4 << 20,
+                moves: moves - moves / 2,
+                bytes: (moves - moves / 2) << 20,
+                latency_ns: Latency {
+                    p50: p50 * 2,
+                    p99: p50 * 6,
+                    max: p50 * 11,
+                },
+            },
         ],
         throughput_bytes_per_s: 250_000_000,
         verified_pages: moves * 64,
         corrupted_pages: 0,
-        timer: Timer { name: "CNTPCT_EL0".into(), hz: 62_500_000 },
+        timer: Timer {
+            name: "CNTPCT_EL0".into(),
+            hz: 62_500_000,
+        },
     }
 }
 
@@ -158,31 +201,60 @@ pub fn snapshot(p: Policy, event: u64, shape: &Shape, rng: &mut Rng) -> Snapshot
         let gap = PAGE * rng.below(16);
         if offset + gap + size <= POOL && (i + event / shape.snapshot_every) % 9 != 0 {
             offset += gap;
-            resident.push(SnapshotBuffer { buffer: i as u32, offset, size, state: state(i) });
+            resident.push(SnapshotBuffer {
+                buffer: i as u32,
+                offset,
+                size,
+                state: state(i),
+            });
             offset += size;
         } else {
             // Only movable buffers leave the pool.
-            overflow.push(SnapshotBuffer { buffer: i as u32, offset: ovf_offset, size, state: BufferState::Movable });
+            overflow.push(SnapshotBuffer {
+                buffer: i as u32,
+                offset: ovf_offset,
+                size,
+                state: BufferState::Movable,
+            });
             ovf_offset += size;
         }
     }
-    Snapshot { event, time_us: event * 8_000, resident, overflow }
+    Snapshot {
+        event,
+        time_us: event * 8_000,
+        resident,
+        overflow,
+    }
 }
 
 pub fn trace_info(events: u64) -> TraceInfo {
-    TraceInfo { name: "synthetic-kmscube".into(), events, buffers: 120, peak_live_bytes: 24 << 20 }
+    TraceInfo {
+        name: "synthetic-kmscube".into(),
+        events,
+        buffers: 120,
+        peak_live_bytes: 24 << 20,
+    }
 }
 
 /// The full record stream.
 pub fn records(shape: Shape) -> Vec<Record> {
-    let mut out = vec![Record::Hello { protocol: PROTOCOL_VERSION, firmware: "poolbed 0.1.0 (synthetic)".into() }];
+    let mut out = vec![Record::Hello {
+        protocol: PROTOCOL_VERSION,
+        firmware: "poolbed 0.1.0 (synthetic)".into(),
+    }];
     out.push(Record::Platform(platform(shape.emulated)));
     out.push(Record::Trace(trace_info(shape.events)));
     let mut run = 0u16;
     for &mover in shape.movers {
         for policy in Policy::ALL {
             let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (u64::from(run) + 1));
-            out.push(Record::RunStart { run, policy, mover, pool_bytes: POOL, events: shape.events });
+            out.push(Record::RunStart {
+                run,
+                policy,
+                mover,
+                pool_bytes: POOL,
+                events: shape.events,
+            });
             let mut moves = Vec::new();
             for e in 0..shape.events {
                 if e % shape.sample_every == 0 {
@@ -199,29 +271,48 @@ pub fn records(shape: Shape) -> Vec<Record> {
                             overflow_bytes: overflow,
                             largest_hole: largest,
                             holes: 1 + (policy as u32) * 3,
-                            fragmentation: if free == 0 { 0.0 } else { 1.0 - largest as f32 / free as f32 },
+                            fragmentation: if free == 0 {
+                                0.0
+                            } else {
+                                1.0 - largest as f32 / free as f32
+                            },
                         },
                     });
                 }
                 if e % shape.snapshot_every == 0 || e == shape.events - 1 {
-                    out.push(Record::Snapshot { run, snapshot: snapshot(policy, e, &shape, &mut rng) });
+                    out.push(Record::Snapshot {
+                        run,
+                        snapshot: snapshot(policy, e, &shape, &mut rng),
+                    });
                 }
                 if e % 10 == 0 && mover != MoverKind::Model {
                     let bytes = PAGE << rng.below(12);
                     let per_byte = if mover == MoverKind::Dma { 4 } else { 9 };
-                    moves.push(MoveSample { bytes, latency_ns: 20_000 + bytes * per_byte / 10 + rng.below(5_000) });
+                    moves.push(MoveSample {
+                        bytes,
+                        latency_ns: 20_000 + bytes * per_byte / 10 + rng.below(5_000),
+                    });
                     if moves.len() == 50 {
-                        out.push(Record::Moves { run, moves: std::mem::take(&mut moves) });
+                        out.push(Record::Moves {
+                            run,
+                            moves: std::mem::take(&mut moves),
+                        });
                     }
                 }
                 if (e + 1) % 500 == 0 {
-                    out.push(Record::Progress { run, events_done: e + 1 });
+                    out.push(Record::Progress {
+                        run,
+                        events_done: e + 1,
+                    });
                 }
             }
             if !moves.is_empty() {
                 out.push(Record::Moves { run, moves });
             }
-            out.push(Record::RunEnd { run, result: result(policy, mover, shape.events) });
+            out.push(Record::RunEnd {
+                run,
+                result: result(policy, mover, shape.events),
+            });
             run += 1;
         }
     }
