@@ -17,6 +17,10 @@ pub const BAUD: u32 = 921_600;
 /// UART clock assumed when the mailbox does not say (what our config.txt sets).
 pub const FALLBACK_CLOCK_HZ: u32 = 48_000_000;
 
+/// Longest wait for the character being shifted out when [`init`] disables
+/// the UART: one 10-bit character at 300 baud takes about 33 ms.
+const BUSY_TIMEOUT_US: u64 = 50_000;
+
 const PL011_BASE: usize = 0x3F20_1000;
 const GPIO_BASE: usize = 0x3F20_0000;
 
@@ -126,9 +130,16 @@ pub struct Setup {
 /// before the heap and possibly before the MMU.
 pub fn init(clock_hz: u32) -> Setup {
     let uart = regs();
-    // Disable while reprogramming, and let a transfer in flight finish.
+    // Disable while reprogramming, drop whatever an earlier user (the boot
+    // firmware) left queued, then let the character in the shifter finish.
+    // The flush (LCRH.FEN = 0) must come before the wait: FR.BUSY stays set
+    // while the transmit FIFO is non-empty even with the UART disabled (PL011
+    // TRM, UARTFR), so waiting first can hang on silicon. The wait is bounded
+    // for the same reason (QEMU never sets BUSY).
     uart.cr.set(0);
-    while uart.fr.is_set(FR::BUSY) {}
+    uart.lcrh.set(0);
+    let deadline = crate::timer::deadline_after_us(BUSY_TIMEOUT_US);
+    while uart.fr.is_set(FR::BUSY) && crate::timer::now_ticks() < deadline {}
 
     // SAFETY: the GPIO block is at this address on the BCM2837; volatile cells.
     let gpio = unsafe { &*(GPIO_BASE as *const GpioRegisters) };
