@@ -43,11 +43,19 @@ pub fn deadline_after_us(micros: u64) -> u64 {
 /// PMCR_EL0.C (bit 2) resets the cycle counter, PMCNTENSET_EL0 bit 31 enables
 /// it. The boot stub clears MDCR_EL2.TPM/TPMCR (and MDCR_EL3), so these
 /// accesses do not trap to a higher exception level.
+///
+/// Two more fields have architecturally UNKNOWN reset values and are set
+/// here because silicon honours them (QEMU's reset leaves them 0):
+/// PMCR_EL0.D (bit 3) would make PMCCNTR_EL0 count every 64th cycle, and
+/// PMCCFILTR_EL0.P (bit 31) would stop it counting at EL1 at all. Zero in
+/// PMCCFILTR_EL0 counts at EL0 and EL1 in both security states.
 pub fn enable_cycle_counter() {
     // SAFETY: PMU control registers, accessible at EL1; no memory effects.
     unsafe {
         asm!(
+            "msr pmccfiltr_el0, xzr",
             "mrs {t}, pmcr_el0",
+            "bic {t}, {t}, #0x8",
             "orr {t}, {t}, #0x1",
             "orr {t}, {t}, #0x4",
             "msr pmcr_el0, {t}",
