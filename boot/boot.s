@@ -35,6 +35,19 @@ from_el3:
     // register accesses (MDCR_EL3 = 0).
     msr     cptr_el3, xzr
     msr     mdcr_el3, xzr
+    // Cortex-A53 TRM: CPUECTLR_EL1.SMPEN (bit 6) must be set before the
+    // caches and MMU are enabled or any cache/TLB maintenance is done, else
+    // the core is outside the coherency domain (exclusives and inner
+    // shareable maintenance misbehave). On a Pi 3 the firmware's armstub sets
+    // it before dropping to EL2; entered at EL3 (no armstub) we must, and
+    // only EL3 may write it by default. QEMU accepts and ignores the write.
+    // Without the armstub, CNTFRQ_EL0 and the local timer prescaler are not
+    // set either; timer.rs and platform.rs report a CNTFRQ that is neither
+    // 19.2 MHz nor 62.5 MHz.
+    mrs     x0, s3_1_c15_c2_1       // CPUECTLR_EL1
+    orr     x0, x0, #(1 << 6)
+    msr     s3_1_c15_c2_1, x0
+    isb
     bl      setup_el2_state
     // Return straight to EL1h (M = 0b0101) with D, A, I, F masked.
     mov     x0, #0x3c5
