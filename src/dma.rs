@@ -213,6 +213,15 @@ pub struct DmaChannel {
 
 /// `dsb sy`: completes every earlier memory access, including ones the DMA
 /// engine (outside the inner shareable domain) must observe.
+///
+/// Register accesses themselves need no barriers between them: all of one
+/// channel's registers (and ENABLE) are one peripheral, and Device-nGnRE
+/// keeps program order within a peripheral. The BCM2835 datasheet's advice
+/// (section 1.3) to put a barrier at every switch between peripherals exists
+/// because the AXI fabric may return reads from different peripherals out
+/// of order, which the ARM1176 could not cope with; the Cortex-A53 matches
+/// read data to requests by AXI ID. The barriers that matter here are the
+/// ones between memory (control blocks, data) and the engine.
 #[inline(always)]
 pub fn dsb_sy() {
     // SAFETY: a barrier has no memory-safety preconditions.

@@ -4,10 +4,11 @@
 //! 1. [`enable_boot_map`], first thing in Rust: the image (Normal write-back),
 //!    the `.coherent` section (Normal non-cacheable) and the peripherals
 //!    (Device-nGnRE). With the MMU off every data access is Device-nGnRnE,
-//!    where an unaligned access faults on silicon (QEMU does not check), and
-//!    the aarch64-unknown-none target does not forbid the compiler unaligned
-//!    accesses; exclusives (atomics) also need cacheable memory on silicon.
-//!    So the MMU goes on before any other Rust code runs.
+//!    where an unaligned access faults on silicon (QEMU does not check);
+//!    aarch64-unknown-none builds with `+strict-align`, so compiled code
+//!    only makes aligned accesses, but a misaligned pointer cast, `dc zva`
+//!    and exclusives (atomics, which need cacheable memory on silicon) would
+//!    still fault or hang. So the MMU goes on before any other Rust code runs.
 //! 2. [`map_ram`], once the mailbox has said how much RAM the ARM has: the
 //!    rest of ARM RAM (write-back) and the pool (non-cacheable, what Linux's
 //!    write-combined CMA pool is). This only turns invalid entries into valid
@@ -164,6 +165,9 @@ pub fn enable_boot_map() {
             + TCR_EL1::SH0::Inner
             + TCR_EL1::EPD0::EnableTTBR0Walks
             + TCR_EL1::EPD1::DisableTTBR1Walks
+            // TG1 = 0b00 is a reserved encoding; a valid granule keeps the
+            // (disabled) TTBR1 half defined on silicon.
+            + TCR_EL1::TG1::KiB_4
             + TCR_EL1::IPS::Bits_32,
     );
     TTBR0_EL1.set_baddr(&raw const tables.l1 as u64);
