@@ -358,29 +358,6 @@ fn function_at(elf: &[u8], address: u64) -> Option<String> {
         .and_then(|s| s.name().ok().map(str::to_string))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_values_are_read_after_their_label() {
-        let line =
-            "  ESR 0x96000005  FAR 0x0000000080000000  ELR 0x00000000000812a4  SPSR 0x000003c5";
-        assert_eq!(hex_after(line, "FAR "), Some(0x8000_0000));
-        assert_eq!(hex_after(line, "ELR "), Some(0x812a4));
-        assert_eq!(hex_after(line, "PC "), None);
-    }
-
-    #[test]
-    fn test_names_are_unique() {
-        let tests = target_tests();
-        let mut names: Vec<_> = tests.iter().map(|t| t.name).collect();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), tests.len());
-    }
-}
-
 /// The default trace replays under every policy with both movers: every run
 /// replays every event of the trace, verifies pages and finds none corrupted,
 /// and the policies really differ on it. Reads the results, not the log.
@@ -450,4 +427,27 @@ fn check_replay(cx: &CheckContext<'_>) -> Result<(), String> {
     ensure(report.runs.iter().any(|r| r.compaction_moves > 0), || {
         "no run compacted: the default trace does not exercise compaction".into()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_values_are_read_after_their_label() {
+        let line =
+            "  ESR 0x96000005  FAR 0x0000000080000000  ELR 0x00000000000812a4  SPSR 0x000003c5";
+        assert_eq!(hex_after(line, "FAR "), Some(0x8000_0000));
+        assert_eq!(hex_after(line, "ELR "), Some(0x812a4));
+        assert_eq!(hex_after(line, "PC "), None);
+    }
+
+    #[test]
+    fn test_names_are_unique() {
+        let tests = target_tests();
+        let mut names: Vec<_> = tests.iter().map(|t| t.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), tests.len());
+    }
 }

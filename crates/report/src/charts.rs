@@ -258,11 +258,15 @@ fn thin_scatter(points: &[(u64, u64)], max: usize) -> Vec<(u64, u64)> {
     out
 }
 
+/// One mover's points (move bytes, latency ns), and whether they are
+/// individual moves (`true`) or size-class percentiles.
+type LatencySeries = (MoverKind, Vec<(u64, u64)>, bool);
+
 /// Latency against move size, log-log, one colour per mover.
 fn latency_chart(report: &Report, collector: Option<&Collector>) -> anyhow::Result<Chart> {
     let title = format!("Move latency against move size, {}", title_context(report));
     // Per mover: the points and whether they are individual moves or class percentiles.
-    let mut series: Vec<(MoverKind, Vec<(u64, u64)>, bool)> = Vec::new();
+    let mut series: Vec<LatencySeries> = Vec::new();
     for mover in [MoverKind::Dma, MoverKind::Cpu, MoverKind::Model] {
         let samples: Vec<(u64, u64)> = collector
             .into_iter()

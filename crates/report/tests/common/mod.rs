@@ -153,7 +153,7 @@ pub fn result(p: Policy, m: MoverKind, events: u64) -> RunResult {
             SizeClassLatency {
                 max_bytes: 64 << 10,
                 moves: moves / 2,
-                bytes: moves / 2 * 32 << 10,
+                bytes: (moves / 2 * 32) << 10,
                 latency_ns: Latency {
                     p50: p50 / 4,
                     p99: p50,
@@ -199,7 +199,7 @@ pub fn snapshot(p: Policy, event: u64, shape: &Shape, rng: &mut Rng) -> Snapshot
     for i in 0..shape.buffers {
         let size = PAGE * (1 + rng.below(64));
         let gap = PAGE * rng.below(16);
-        if offset + gap + size <= POOL && (i + event / shape.snapshot_every) % 9 != 0 {
+        if offset + gap + size <= POOL && !(i + event / shape.snapshot_every).is_multiple_of(9) {
             offset += gap;
             resident.push(SnapshotBuffer {
                 buffer: i as u32,
