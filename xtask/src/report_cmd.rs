@@ -31,16 +31,22 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| crate::firmware::target_dir().join("report"));
     let written = report::write_loaded(&loaded, &out)
         .with_context(|| format!("writing the report to {}", out.display()))?;
+    show(&written);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what a report directory holds: the table of every run, the notes,
+/// and where the files are. The end of `run`, `sim` and `report` alike.
+pub fn show(written: &report::Written) {
     print!("{}", report::table::render_for_stdout(&written.report));
     for note in &written.notes {
         println!("note: {note}");
     }
     println!(
-        "report: {} ({} files)",
+        "report: {} ({} files; open index.html)",
         written.dir.display(),
         written.files.len()
     );
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `cargo xtask compare A B`: runs matched by policy and mover, each metric

@@ -196,20 +196,12 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints the table of every run and writes the report directory: the end of
-/// `cargo xtask sim` and `cargo xtask run` alike.
+/// Writes the report directory and shows it: the end of `cargo xtask sim`
+/// and `cargo xtask run` alike.
 pub fn write_report(collector: &Collector, out: &Path) -> anyhow::Result<report::Written> {
     let written = report::write_dir(collector, out)
         .with_context(|| format!("writing the report to {}", out.display()))?;
-    print!("{}", report::table::render_for_stdout(&written.report));
-    for note in &written.notes {
-        println!("note: {note}");
-    }
-    println!(
-        "report: {} ({} files; open index.html)",
-        written.dir.display(),
-        written.files.len()
-    );
+    crate::report_cmd::show(&written);
     Ok(written)
 }
 

@@ -564,6 +564,20 @@ impl Pool {
         b.offset != NONE && !b.pinned && !b.unmoveable
     }
 
+    /// The LRU walk every eviction makes: the first evictable buffer at
+    /// `cursor` or more recently used than it (start at `self.mru_tail`), and
+    /// where the walk goes on, read before the caller evicts that buffer.
+    fn next_evictable(&self, mut cursor: u32) -> Option<(u32, u32)> {
+        while cursor != NONE {
+            let c = cursor;
+            cursor = self.bufs[c as usize].newer;
+            if self.evictable(c) {
+                return Some((c, cursor));
+            }
+        }
+        None
+    }
+
     /// Takes a resident buffer out of the pool's structures (no move).
     fn unplace(&mut self, i: u32) -> u32 {
         let b = self.bufs[i as usize];
@@ -762,14 +776,11 @@ impl Pool {
             }
         }
         let mut cursor = self.mru_tail;
-        while cursor != NONE {
-            let c = cursor;
-            cursor = self.bufs[c as usize].newer;
-            if self.evictable(c) {
-                self.page_out(mover, c);
-                if let Some(at) = self.free.first_fit(need) {
-                    return Some(at);
-                }
+        while let Some((c, next)) = self.next_evictable(cursor) {
+            cursor = next;
+            self.page_out(mover, c);
+            if let Some(at) = self.free.first_fit(need) {
+                return Some(at);
             }
         }
         None
@@ -790,12 +801,8 @@ impl Pool {
         let mut runs: BTreeMap<u32, u32> = BTreeMap::new();
         let mut candidates: BTreeMap<u32, u32> = BTreeMap::new();
         let mut cursor = self.mru_tail;
-        while cursor != NONE {
-            let c = cursor;
-            cursor = self.bufs[c as usize].newer;
-            if !self.evictable(c) {
-                continue;
-            }
+        while let Some((c, next)) = self.next_evictable(cursor) {
+            cursor = next;
             let (o, units) = (self.bufs[c as usize].offset, self.bufs[c as usize].units);
             candidates.insert(o, c);
             let (mut start, mut end) = (o, o + units);
@@ -906,12 +913,8 @@ impl Pool {
             return self.free.first_fit(need);
         }
         let mut cursor = self.mru_tail;
-        while cursor != NONE {
-            let c = cursor;
-            cursor = self.bufs[c as usize].newer;
-            if !self.evictable(c) {
-                continue;
-            }
+        while let Some((c, next)) = self.next_evictable(cursor) {
+            cursor = next;
             let (o, units) = (self.bufs[c as usize].offset, self.bufs[c as usize].units);
             self.page_out(mover, c);
             if let Some(at) = self.free.first_fit(need) {
