@@ -2,9 +2,11 @@
 
 mod decode;
 mod firmware;
+mod listen;
 mod qemu;
 mod report_cmd;
 mod run;
+mod sdcard;
 mod setup;
 mod sim;
 mod size;
@@ -31,6 +33,10 @@ enum Command {
     Build(firmware::BuildArgs),
     /// Build the firmware, boot it under QEMU raspi3b, decode its output and write the report.
     Run(run::RunArgs),
+    /// Decode a real Pi's UART stream (a serial device or a capture file) and write the report.
+    Listen(listen::ListenArgs),
+    /// Fill a directory with what a Pi 3's SD card boot partition needs.
+    Sdcard(sdcard::SdcardArgs),
     /// Host tests, then the tests that run on the target under QEMU.
     Test(test::TestArgs),
     /// Replay a trace through the pool core on the host with a modelled mover.
@@ -48,6 +54,8 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Build(args) => firmware::run(args).map(|_| ExitCode::SUCCESS),
         Command::Run(args) => run::run(args),
+        Command::Listen(args) => listen::run(args),
+        Command::Sdcard(args) => sdcard::run(args),
         Command::Test(args) => test::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Trace(args) => trace_cmd::run(args),
