@@ -83,6 +83,8 @@ pub fn all(report: &Report, collector: Option<&Collector>) -> anyhow::Result<Vec
             &runs,
             |s| units::mib(s.used_bytes),
             Some(units::mib(pool)),
+            // A pool under pressure runs near full scale: keep the legend off the lines.
+            SeriesLabelPosition::LowerRight,
         )?);
         charts.push(timeline_chart(
             "fragmentation.svg",
@@ -91,6 +93,7 @@ pub fn all(report: &Report, collector: Option<&Collector>) -> anyhow::Result<Vec
             &runs,
             |s| f64::from(s.fragmentation) * 100.0,
             Some(100.0),
+            SeriesLabelPosition::UpperRight,
         )?);
         charts.push(timeline_chart(
             "overflow.svg",
@@ -99,6 +102,7 @@ pub fn all(report: &Report, collector: Option<&Collector>) -> anyhow::Result<Vec
             &runs,
             |s| units::mib(s.overflow_bytes),
             None,
+            SeriesLabelPosition::UpperRight,
         )?);
     }
     charts.push(latency_chart(report, collector)?);
@@ -152,6 +156,7 @@ fn timeline_chart(
     runs: &[&RunDetail],
     value: fn(&Sample) -> f64,
     y_full_scale: Option<f64>,
+    legend: SeriesLabelPosition,
 ) -> anyhow::Result<Chart> {
     let series: Vec<(Policy, Vec<(f64, f64)>)> = runs
         .iter()
@@ -212,7 +217,7 @@ fn timeline_chart(
         } else {
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
+                .position(legend)
                 .background_style(WHITE.mix(0.85))
                 .border_style(RGBColor(160, 160, 160))
                 .label_font(("sans-serif", 14))
