@@ -82,13 +82,20 @@ impl Decoder {
     /// Takes `bytes`; reports every complete frame to `on_event`, in order.
     pub fn feed(&mut self, bytes: &[u8], on_event: &mut dyn FnMut(Decoded)) {
         self.raw.extend_from_slice(bytes);
-        while let Some(zero) = self.raw.iter().position(|&b| b == 0) {
-            let chunk: Vec<u8> = self.raw.drain(..=zero).collect();
-            let chunk = &chunk[..chunk.len() - 1];
+        // Frames end at 0x00. Decode every complete one in place, then drop
+        // the consumed prefix once: a read holding thousands of frames must
+        // not shift the buffer once per frame.
+        let Some(last_zero) = self.raw.iter().rposition(|&b| b == 0) else {
+            return;
+        };
+        let raw = std::mem::take(&mut self.raw);
+        for chunk in raw[..last_zero].split(|&b| b == 0) {
             if !chunk.is_empty() {
                 on_event(self.decode_chunk(chunk));
             }
         }
+        self.raw = raw;
+        self.raw.drain(..=last_zero);
     }
 
     /// Ends the stream: bytes after the last frame separator are reported.
