@@ -109,6 +109,25 @@ pub fn all(report: &Report, collector: Option<&Collector>) -> anyhow::Result<Vec
     Ok(charts)
 }
 
+/// The legend every chart draws: one box, in the corner the chart's data leaves free.
+fn draw_legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> anyhow::Result<()>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(160, 160, 160))
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(err)
+}
+
 fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing a chart: {e:?}")
 }
@@ -215,14 +234,7 @@ fn timeline_chart(
         if series.is_empty() {
             empty_message(&root, "no samples in this report")?;
         } else {
-            chart
-                .configure_series_labels()
-                .position(legend)
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(160, 160, 160))
-                .label_font(("sans-serif", 14))
-                .draw()
-                .map_err(err)?;
+            draw_legend(&mut chart, legend)?;
         }
         root.present().map_err(err)?;
     }
@@ -359,14 +371,7 @@ fn latency_chart(report: &Report, collector: Option<&Collector>) -> anyhow::Resu
         if series.is_empty() {
             empty_message(&root, "no timed moves in this report")?;
         } else {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(160, 160, 160))
-                .label_font(("sans-serif", 14))
-                .draw()
-                .map_err(err)?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         }
         root.present().map_err(err)?;
     }
