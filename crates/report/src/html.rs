@@ -3,7 +3,7 @@
 //! animation.
 
 use crate::charts::Chart;
-use crate::metrics::{best_flags, context_lines, source_description, METRICS};
+use crate::metrics::{best_flags, missing_platform, run_context, source_description, METRICS};
 use crate::{representative_runs, units};
 use records::{BufferState, Collector, Report, RunDetail, Snapshot, SnapshotBuffer, Source};
 use serde_json::json;
@@ -92,64 +92,18 @@ fn platform_block(h: &mut String, report: &Report, collector: Option<&Collector>
         "<p class=\"source {class}\">{}</p>",
         escape(source_description(report.source))
     );
-    let mut rows: Vec<(String, String)> = Vec::new();
-    for line in context_lines(report).into_iter().skip(1) {
-        if let Some((k, v)) = line.split_once(": ") {
-            rows.push((k.to_string(), v.to_string()));
-        }
-    }
+    let mut rows: Vec<(&str, String)> = run_context(report);
     if let Some(p) = &report.platform {
-        let range = |r: &Option<records::MemRange>| {
-            r.map_or("unavailable".to_string(), |r| {
-                format!(
-                    "{:#010x} .. {:#010x} ({})",
-                    r.base,
-                    r.base + r.size,
-                    units::bytes(r.size)
-                )
-            })
-        };
-        let opt_hex = |v: Option<u32>| v.map_or("unavailable".to_string(), |v| format!("{v:#x}"));
-        let opt_hz =
-            |v: Option<u32>| v.map_or("unavailable".to_string(), |v| units::hertz(v.into()));
-        rows.push(("board model".into(), opt_hex(p.board_model)));
-        rows.push(("firmware revision".into(), opt_hex(p.firmware_revision)));
-        rows.push((
-            "board serial".into(),
-            p.board_serial
-                .map_or("unavailable".into(), |s| format!("{s:#x}")),
-        ));
-        rows.push(("ARM memory".into(), range(&p.arm_memory)));
-        rows.push(("VideoCore memory".into(), range(&p.vc_memory)));
-        rows.push(("pool region".into(), range(&p.pool)));
-        rows.push(("overflow heap".into(), range(&p.heap)));
-        rows.push((
-            "ARM clock (max)".into(),
-            format!(
-                "{} ({})",
-                opt_hz(p.arm_clock_hz),
-                opt_hz(p.arm_max_clock_hz)
-            ),
-        ));
-        rows.push(("core clock".into(), opt_hz(p.core_clock_hz)));
-        rows.push((
-            "generic timer (CNTFRQ_EL0)".into(),
-            units::hertz(p.timer_hz),
-        ));
-        rows.push(("DMA channel mask".into(), opt_hex(p.dma_channel_mask)));
-        rows.push((
-            "SoC temperature".into(),
-            p.temperature_mc.map_or("unavailable".into(), |t| {
-                format!("{:.1} °C", f64::from(t) / 1000.0)
-            }),
-        ));
+        rows.extend(p.fields().into_iter().map(|f| (f.label(), f.value)));
+    } else if let Some(missing) = missing_platform(report) {
+        rows.push(("board", missing.to_string()));
     }
     if let Some(fw) = collector.and_then(|c| c.firmware.as_ref()) {
-        rows.push(("firmware".into(), fw.clone()));
+        rows.push(("firmware", fw.clone()));
     }
     h.push_str("<table class=\"kv\">\n");
     for (k, v) in rows {
-        let _ = writeln!(h, "<tr><th>{}</th><td>{}</td></tr>", escape(&k), escape(&v));
+        let _ = writeln!(h, "<tr><th>{}</th><td>{}</td></tr>", escape(k), escape(&v));
     }
     h.push_str("</table></section>\n");
 }
