@@ -89,10 +89,8 @@ pub fn run(args: ListenArgs) -> Result<ExitCode> {
         );
     };
     if collector.trace.is_some() {
-        let out = args
-            .out
-            .unwrap_or_else(|| crate::firmware::target_dir().join("report"));
-        crate::sim::write_report(&collector, &out)?;
+        let out = crate::report_out::dir(args.out);
+        crate::report_out::write(&collector, &out)?;
     }
     println!("host: firmware exit code {exit_code}");
     Ok(ExitCode::from(exit_code.min(255) as u8))

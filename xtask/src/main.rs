@@ -5,6 +5,7 @@ mod firmware;
 mod listen;
 mod qemu;
 mod report_cmd;
+mod report_out;
 mod run;
 mod sdcard;
 mod setup;

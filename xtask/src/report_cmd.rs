@@ -1,6 +1,5 @@
 //! `cargo xtask report` and `cargo xtask compare`: saved results, read again.
 
-use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,31 +21,11 @@ pub struct CompareArgs {
 }
 
 /// `cargo xtask report PATH`: the table again, and every file the saved data
-/// allows (a record stream gives everything; a report.json alone has no
-/// timeline or animation).
+/// allows.
 pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let loaded = report::load(&args.path)?;
-    let out = args
-        .out
-        .unwrap_or_else(|| crate::firmware::target_dir().join("report"));
-    let written = report::write_loaded(&loaded, &out)
-        .with_context(|| format!("writing the report to {}", out.display()))?;
-    show(&written);
+    crate::report_out::write_loaded(&loaded, &crate::report_out::dir(args.out))?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Prints what a report directory holds: the table of every run, the notes,
-/// and where the files are. The end of `run`, `sim` and `report` alike.
-pub fn show(written: &report::Written) {
-    print!("{}", report::table::render_for_stdout(&written.report));
-    for note in &written.notes {
-        println!("note: {note}");
-    }
-    println!(
-        "report: {} ({} files; open index.html)",
-        written.dir.display(),
-        written.files.len()
-    );
 }
 
 /// `cargo xtask compare A B`: runs matched by policy and mover, each metric

@@ -166,11 +166,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         );
     }
     if session.collector.trace.is_some() {
-        let out = args
-            .out
-            .clone()
-            .unwrap_or_else(|| firmware::target_dir().join("report"));
-        crate::sim::write_report(&session.collector, &out)?;
+        let out = crate::report_out::dir(args.out);
+        crate::report_out::write(&session.collector, &out)?;
     } else {
         println!("host: the firmware sent no trace record, so there is no report");
     }

@@ -7,7 +7,7 @@ use pool::model::{LatencyModel, ModelMover};
 use pool::replay::{replay, Clock, RecordSink, ReplayConfig};
 use records::{Collector, Policy, Record, Timer, TraceInfo};
 use report::live::Progress;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -183,26 +183,14 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     let mut progress = Progress::new();
     let collector = simulate(&args, &mut progress)?;
     progress.finish();
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| crate::firmware::target_dir().join("report"));
-    let written = write_report(&collector, &out)?;
+    let out = crate::report_out::dir(args.out.clone());
+    let written = crate::report_out::write(&collector, &out)?;
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&written.report)?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes the report directory and shows it: the end of `cargo xtask sim`
-/// and `cargo xtask run` alike.
-pub fn write_report(collector: &Collector, out: &Path) -> anyhow::Result<report::Written> {
-    let written = report::write_dir(collector, out)
-        .with_context(|| format!("writing the report to {}", out.display()))?;
-    crate::report_cmd::show(&written);
-    Ok(written)
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ extern crate alloc;
 mod collect;
 mod hex;
 mod names;
+mod platform;
+pub mod units;
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -21,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use collect::{CollectError, Collector, RunDetail};
 pub use names::{MoverKind, ParseNameError, Policy};
+pub use platform::{MemRange, Platform, PlatformField, PlatformKey, UNAVAILABLE};
 
 /// Version of the wire protocol; the host refuses a stream of another version.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -43,60 +46,6 @@ impl Source {
             Source::Sim => "sim",
             Source::Qemu => "qemu",
             Source::Hardware => "hardware",
-        }
-    }
-}
-
-/// A range of physical memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemRange {
-    #[serde(with = "hex::u64")]
-    pub base: u64,
-    pub size: u64,
-}
-
-/// What the VideoCore firmware and the CPU say about the board. Every field the
-/// firmware did not answer is `None` ("unavailable"), never zero.
-#[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
-pub struct Platform {
-    #[serde(with = "hex::opt_u32")]
-    pub board_revision: Option<u32>,
-    #[serde(with = "hex::opt_u32")]
-    pub board_model: Option<u32>,
-    #[serde(with = "hex::opt_u64")]
-    pub board_serial: Option<u64>,
-    #[serde(with = "hex::opt_u32")]
-    pub firmware_revision: Option<u32>,
-    pub arm_memory: Option<MemRange>,
-    pub vc_memory: Option<MemRange>,
-    pub arm_clock_hz: Option<u32>,
-    pub arm_max_clock_hz: Option<u32>,
-    pub core_clock_hz: Option<u32>,
-    pub uart_clock_hz: Option<u32>,
-    /// CNTFRQ_EL0, read at run time.
-    pub timer_hz: u64,
-    /// SoC temperature in millidegrees Celsius.
-    pub temperature_mc: Option<u32>,
-    #[serde(with = "hex::opt_u32")]
-    pub dma_channel_mask: Option<u32>,
-    /// The DMA channel the mover uses (None: no usable channel, CPU mover only).
-    pub dma_channel: Option<u8>,
-    /// `true` under QEMU, `false` on silicon.
-    pub emulated: bool,
-    /// How `emulated` was decided, in words.
-    pub detection: String,
-    /// The contiguous pool carved out of ARM memory.
-    pub pool: Option<MemRange>,
-    /// The backing heap for overflow buffers.
-    pub heap: Option<MemRange>,
-}
-
-impl Platform {
-    pub fn source(&self) -> Source {
-        if self.emulated {
-            Source::Qemu
-        } else {
-            Source::Hardware
         }
     }
 }

@@ -1,18 +1,28 @@
 //! `index.html`: one self-contained page (inline CSS, JS and SVG; nothing is
 //! fetched) with the platform block, the summary table, the charts and the pool
-//! animation.
+//! animation. The style sheet and the animation's script are `assets/`,
+//! built into the page.
 
 use crate::charts::Chart;
-use crate::metrics::{best_flags, context_lines, source_description, METRICS};
+use crate::metrics::{best_flags, missing_platform, run_context, source_description, METRICS};
 use crate::{representative_runs, units};
-use records::{BufferState, Collector, Report, RunDetail, Snapshot, SnapshotBuffer, Source};
-use serde_json::json;
+use records::{
+    BufferState, Collector, MoverKind, Policy, Report, RunDetail, Snapshot, SnapshotBuffer, Source,
+};
+use serde::Serialize;
 use std::fmt::Write;
 
 /// Upper bound on the snapshot JSON embedded in the page; snapshots are
 /// thinned evenly over the trace to stay below it, so a huge trace still gives
 /// a page of a few MB.
 pub const SNAPSHOT_BUDGET_BYTES: usize = 3 << 20;
+
+/// The page's style sheet.
+const CSS: &str = include_str!("../assets/report.css");
+
+/// Draws the pool animation from the `pool-data` element and drives its
+/// controls; `window.poolAnimation` lets scripts (the browser test) drive it.
+const ANIMATION_JS: &str = include_str!("../assets/animation.js");
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -42,7 +52,7 @@ pub fn page(report: &Report, collector: Option<&Collector>, charts: &[Chart]) ->
         h,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <link rel=\"icon\" href=\"data:,\">\n<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
+         <link rel=\"icon\" href=\"data:,\">\n<title>{}</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n",
         escape(&title)
     );
     let _ = writeln!(h, "<h1>{}</h1>", escape(&title));
@@ -92,64 +102,18 @@ fn platform_block(h: &mut String, report: &Report, collector: Option<&Collector>
         "<p class=\"source {class}\">{}</p>",
         escape(source_description(report.source))
     );
-    let mut rows: Vec<(String, String)> = Vec::new();
-    for line in context_lines(report).into_iter().skip(1) {
-        if let Some((k, v)) = line.split_once(": ") {
-            rows.push((k.to_string(), v.to_string()));
-        }
-    }
+    let mut rows: Vec<(&str, String)> = run_context(report);
     if let Some(p) = &report.platform {
-        let range = |r: &Option<records::MemRange>| {
-            r.map_or("unavailable".to_string(), |r| {
-                format!(
-                    "{:#010x} .. {:#010x} ({})",
-                    r.base,
-                    r.base + r.size,
-                    units::bytes(r.size)
-                )
-            })
-        };
-        let opt_hex = |v: Option<u32>| v.map_or("unavailable".to_string(), |v| format!("{v:#x}"));
-        let opt_hz =
-            |v: Option<u32>| v.map_or("unavailable".to_string(), |v| units::hertz(v.into()));
-        rows.push(("board model".into(), opt_hex(p.board_model)));
-        rows.push(("firmware revision".into(), opt_hex(p.firmware_revision)));
-        rows.push((
-            "board serial".into(),
-            p.board_serial
-                .map_or("unavailable".into(), |s| format!("{s:#x}")),
-        ));
-        rows.push(("ARM memory".into(), range(&p.arm_memory)));
-        rows.push(("VideoCore memory".into(), range(&p.vc_memory)));
-        rows.push(("pool region".into(), range(&p.pool)));
-        rows.push(("overflow heap".into(), range(&p.heap)));
-        rows.push((
-            "ARM clock (max)".into(),
-            format!(
-                "{} ({})",
-                opt_hz(p.arm_clock_hz),
-                opt_hz(p.arm_max_clock_hz)
-            ),
-        ));
-        rows.push(("core clock".into(), opt_hz(p.core_clock_hz)));
-        rows.push((
-            "generic timer (CNTFRQ_EL0)".into(),
-            units::hertz(p.timer_hz),
-        ));
-        rows.push(("DMA channel mask".into(), opt_hex(p.dma_channel_mask)));
-        rows.push((
-            "SoC temperature".into(),
-            p.temperature_mc.map_or("unavailable".into(), |t| {
-                format!("{:.1} °C", f64::from(t) / 1000.0)
-            }),
-        ));
+        rows.extend(p.fields().into_iter().map(|f| (f.label(), f.value)));
+    } else if let Some(missing) = missing_platform(report) {
+        rows.push(("board", missing.to_string()));
     }
     if let Some(fw) = collector.and_then(|c| c.firmware.as_ref()) {
-        rows.push(("firmware".into(), fw.clone()));
+        rows.push(("firmware", fw.clone()));
     }
     h.push_str("<table class=\"kv\">\n");
     for (k, v) in rows {
-        let _ = writeln!(h, "<tr><th>{}</th><td>{}</td></tr>", escape(&k), escape(&v));
+        let _ = writeln!(h, "<tr><th>{}</th><td>{}</td></tr>", escape(k), escape(&v));
     }
     h.push_str("</table></section>\n");
 }
@@ -223,6 +187,42 @@ fn verification_block(h: &mut String, c: &Collector) {
     h.push_str("</table></section>\n");
 }
 
+/// What `assets/animation.js` draws, embedded in the page as JSON. Offsets and
+/// sizes are in `unit` bytes (the largest power that divides them all, usually
+/// a 4 KiB page) to keep the numbers short.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnimationData {
+    pub unit: u64,
+    /// The largest pool of the runs, in units.
+    pub pool: u64,
+    /// The end of the furthest overflow buffer, in units.
+    pub overflow_extent: u64,
+    /// Events in the trace.
+    pub events: u64,
+    /// The frames every policy's row shares: (event index, trace time in µs).
+    pub frames: Vec<(u64, u64)>,
+    pub runs: Vec<AnimatedRun>,
+}
+
+/// One policy's row of the animation.
+#[derive(Serialize)]
+pub struct AnimatedRun {
+    pub policy: Policy,
+    pub mover: MoverKind,
+    /// Per frame, the index into `snaps` of the snapshot it shows (the latest
+    /// taken at or before the frame's event), or -1 before the first.
+    pub frame: Vec<i64>,
+    pub snaps: Vec<DrawnSnapshot>,
+}
+
+/// A snapshot as drawn, serialized as the array
+/// `[event, time_us, resident, overflow]`. Each buffer list is flat, three
+/// numbers a buffer, sorted by offset: offset and size in units, then the
+/// state (0 movable, 1 pinned, 2 unmoveable).
+#[derive(Serialize)]
+pub struct DrawnSnapshot(pub u64, pub u64, pub Vec<u64>, pub Vec<u64>);
+
 fn state_code(s: BufferState) -> u64 {
     match s {
         BufferState::Movable => 0,
@@ -250,10 +250,48 @@ fn flat(buffers: &[SnapshotBuffer], unit: u64) -> Vec<u64> {
     v
 }
 
+/// One policy's row over `frames`: each frame's snapshot, and only the
+/// snapshots some frame shows.
+fn animated_run(run: &RunDetail, frames: &[(u64, u64)], unit: u64) -> AnimatedRun {
+    let mut used: Vec<usize> = Vec::new();
+    let frame = frames
+        .iter()
+        .map(|&(event, _)| {
+            let taken = run.snapshots.partition_point(|s| s.event <= event);
+            let Some(latest) = taken.checked_sub(1) else {
+                return -1;
+            };
+            let position = used.iter().position(|&u| u == latest).unwrap_or_else(|| {
+                used.push(latest);
+                used.len() - 1
+            });
+            position as i64
+        })
+        .collect();
+    let snaps = used
+        .iter()
+        .map(|&i| {
+            let s: &Snapshot = &run.snapshots[i];
+            DrawnSnapshot(
+                s.event,
+                s.time_us,
+                flat(&s.resident, unit),
+                flat(&s.overflow, unit),
+            )
+        })
+        .collect();
+    AnimatedRun {
+        policy: run.policy,
+        mover: run.mover,
+        frame,
+        snaps,
+    }
+}
+
 /// Builds the animation data: shared frames (event indices) and per policy the
-/// snapshot each frame shows. Returns the JSON text.
+/// snapshot each frame shows, thinned until its JSON fits `budget` bytes.
+/// Returns the JSON text.
 pub fn animation_json(report: &Report, runs: &[&RunDetail], budget: usize) -> String {
-    // Offsets and sizes in a common unit (usually 4 KiB pages) keep the numbers short.
     let mut unit = 0;
     for r in runs {
         unit = gcd(unit, r.pool_bytes);
@@ -279,49 +317,15 @@ pub fn animation_json(report: &Report, runs: &[&RunDetail], budget: usize) -> St
     events.dedup_by_key(|e| e.0);
 
     let encode = |frames: &[(u64, u64)]| -> String {
-        let runs_json: Vec<serde_json::Value> = runs
-            .iter()
-            .map(|r| {
-                let mut used: Vec<usize> = Vec::new();
-                let frame: Vec<i64> = frames
-                    .iter()
-                    .map(|&(e, _)| {
-                        // The latest snapshot taken at or before this frame's event.
-                        let n = r.snapshots.partition_point(|s| s.event <= e);
-                        if n == 0 {
-                            return -1;
-                        }
-                        let idx = n - 1;
-                        let pos = match used.iter().position(|&u| u == idx) {
-                            Some(p) => p,
-                            None => {
-                                used.push(idx);
-                                used.len() - 1
-                            }
-                        };
-                        pos as i64
-                    })
-                    .collect();
-                let snaps: Vec<serde_json::Value> = used
-                    .iter()
-                    .map(|&i| {
-                        let s: &Snapshot = &r.snapshots[i];
-                        json!([s.event, s.time_us, flat(&s.resident, unit), flat(&s.overflow, unit)])
-                    })
-                    .collect();
-                json!({ "policy": r.policy.as_str(), "mover": r.mover.as_str(), "frame": frame, "snaps": snaps })
-            })
-            .collect();
-        let frames_json: Vec<[u64; 2]> = frames.iter().map(|&(e, t)| [e, t]).collect();
-        json!({
-            "unit": unit,
-            "pool": pool / unit,
-            "overflowExtent": overflow_extent / unit,
-            "events": report.trace.events,
-            "frames": frames_json,
-            "runs": runs_json,
-        })
-        .to_string()
+        let data = AnimationData {
+            unit,
+            pool: pool / unit,
+            overflow_extent: overflow_extent / unit,
+            events: report.trace.events,
+            frames: frames.to_vec(),
+            runs: runs.iter().map(|r| animated_run(r, frames, unit)).collect(),
+        };
+        serde_json::to_string(&data).expect("numbers and names always serialize")
     };
 
     let mut frames = events.clone();
@@ -392,179 +396,7 @@ fn animation(h: &mut String, report: &Report, c: &Collector) {
     // the script element can never be closed early.
     let _ = writeln!(
         h,
-        "<script type=\"application/json\" id=\"pool-data\">{}</script>\n<script>{ANIMATION_JS}</script>\n</section>",
+        "<script type=\"application/json\" id=\"pool-data\">{}</script>\n<script>\n{ANIMATION_JS}</script>\n</section>",
         data.replace("</", "<\\/")
     );
 }
-
-const CSS: &str = r##"
-:root { --fg:#1d1f21; --muted:#5f6368; --line:#d0d4d9; --bg:#fff; }
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); background: var(--bg); margin: 24px auto; max-width: 1280px; padding: 0 16px; }
-h1 { font-size: 22px; margin: 0 0 12px; }
-h2 { font-size: 17px; margin: 26px 0 8px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
-.source { padding: 8px 12px; border-radius: 4px; font-weight: 600; }
-.src-sim { background: #eef5ff; border-left: 4px solid #0072B2; }
-.src-qemu { background: #fff5e6; border-left: 4px solid #E69F00; }
-.src-hw { background: #eafaf1; border-left: 4px solid #009E73; }
-table { border-collapse: collapse; }
-table.kv th { text-align: left; font-weight: 500; color: var(--muted); padding: 2px 18px 2px 0; vertical-align: top; }
-table.kv td { padding: 2px 12px 2px 0; font-variant-numeric: tabular-nums; }
-.scroll { overflow-x: auto; }
-table.runs { font-variant-numeric: tabular-nums; white-space: nowrap; }
-table.runs th { font-weight: 600; padding: 4px 8px; border-bottom: 2px solid var(--line); text-align: right; }
-table.runs th:nth-child(-n+2) { text-align: left; }
-table.runs td { padding: 3px 8px; text-align: right; border-bottom: 1px solid #eceff1; }
-table.runs td.label { text-align: left; }
-table.runs tbody tr:hover { background: #f6f8fa; }
-.best { font-weight: 700; color: #00643f; background: #e3f6ec; }
-.note { color: var(--muted); }
-figure { margin: 12px 0 22px; }
-figure svg { max-width: 100%; height: auto; border: 1px solid #eceff1; }
-figcaption { color: var(--muted); font-size: 13px; }
-.file { font-family: ui-monospace, monospace; }
-.legend { display: flex; flex-wrap: wrap; gap: 18px; margin: 8px 0; }
-.legend span { display: inline-flex; align-items: center; gap: 6px; }
-.sw { display: inline-block; width: 18px; height: 12px; border: 1px solid #888; }
-.sw.s0 { background: #0072B2; } .sw.s1 { background: #E69F00; } .sw.s2 { background: #D55E00; }
-.sw.free { background: #e9ecef; } .sw.ovf { background: #f7f2fb; border-style: dashed; }
-.controls { display: flex; align-items: center; gap: 14px; margin: 10px 0; position: sticky; top: 0; background: var(--bg); padding: 6px 0; z-index: 1; }
-.controls button { font: inherit; padding: 4px 14px; min-width: 92px; cursor: pointer; }
-#anim-slider { flex: 1; }
-#anim-time { font-variant-numeric: tabular-nums; min-width: 330px; }
-.pool-row { display: flex; align-items: center; gap: 12px; margin: 6px 0; }
-.pool-label { width: 190px; flex: none; display: flex; flex-direction: column; }
-.pool-label span { color: var(--muted); font-size: 12px; font-variant-numeric: tabular-nums; }
-.pool-canvas { flex: 1; min-width: 0; width: 100%; height: 58px; }
-footer { margin-top: 30px; color: var(--muted); font-size: 12px; }
-"##;
-
-const ANIMATION_JS: &str = r##"
-(function () {
-  "use strict";
-  var D = JSON.parse(document.getElementById("pool-data").textContent);
-  // movable, pinned, unmoveable; two shades so neighbouring buffers stay distinct.
-  var COLOURS = [["#0072B2", "#3d97cc"], ["#E69F00", "#f4bd4d"], ["#D55E00", "#e98a45"]];
-  var POOL_H = 30, GAP = 6, OVF_H = 18;
-  var slider = document.getElementById("anim-slider");
-  var playBtn = document.getElementById("anim-play");
-  var speedSel = document.getElementById("anim-speed");
-  var timeLbl = document.getElementById("anim-time");
-  var rows = D.runs.map(function (run, i) {
-    return { run: run, canvas: document.getElementById("pool-canvas-" + i), stat: document.getElementById("pool-stat-" + i) };
-  });
-  var nFrames = D.frames.length;
-  var overflowScale = Math.max(D.pool, D.overflowExtent, 1);
-  var frame = 0, playing = false, lastTs = null, acc = 0;
-  slider.max = String(Math.max(nFrames - 1, 0));
-  document.getElementById("ovf-scale").textContent = D.overflowExtent > D.pool
-    ? "The overflow bars are drawn to their own scale: full width = " + mib(overflowScale) + "."
-    : "The overflow bars use the pool's scale (full width = " + mib(D.pool) + ").";
-
-  function mib(units) { return (units * D.unit / 1048576).toFixed(1) + " MiB"; }
-
-  function fit(canvas) {
-    var dpr = window.devicePixelRatio || 1;
-    var w = Math.max(Math.round(canvas.clientWidth * dpr), 1);
-    var h = Math.round((POOL_H + GAP + OVF_H + 4) * dpr);
-    if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
-    return dpr;
-  }
-
-  function bar(ctx, flatList, x0, y, width, h, scale) {
-    var total = 0, count = 0;
-    for (var k = 0; k + 2 < flatList.length; k += 3) {
-      var x = x0 + flatList[k] / scale * width;
-      var w = Math.max(flatList[k + 1] / scale * width, 1);
-      ctx.fillStyle = COLOURS[flatList[k + 2]][count % 2];
-      ctx.fillRect(x, y, w, h);
-      total += flatList[k + 1]; count++;
-    }
-    return { bytes: total, count: count };
-  }
-
-  function drawRow(row) {
-    var dpr = fit(row.canvas);
-    var ctx = row.canvas.getContext("2d");
-    var W = row.canvas.width, s = dpr;
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.clearRect(0, 0, W, row.canvas.height);
-    ctx.fillStyle = "#e9ecef";
-    ctx.fillRect(0, 1 * s, W, POOL_H * s);
-    var oy = (1 + POOL_H + GAP) * s;
-    ctx.fillStyle = "#f7f2fb";
-    ctx.fillRect(0, oy, W, OVF_H * s);
-    var idx = nFrames ? row.run.frame[frame] : -1;
-    var res = { bytes: 0, count: 0 }, ovf = { bytes: 0, count: 0 };
-    if (idx >= 0) {
-      var snap = row.run.snaps[idx];
-      res = bar(ctx, snap[2], 0, 1 * s, W, POOL_H * s, D.pool);
-      ovf = bar(ctx, snap[3], 0, oy, W, OVF_H * s, overflowScale);
-    }
-    ctx.strokeStyle = "#7a7f85"; ctx.lineWidth = 1;
-    ctx.strokeRect(0.5, 1 * s + 0.5, W - 1, POOL_H * s - 1);
-    ctx.setLineDash([4 * s, 3 * s]);
-    ctx.strokeRect(0.5, oy + 0.5, W - 1, OVF_H * s - 1);
-    ctx.setLineDash([]);
-    row.stat.textContent = "used " + mib(res.bytes) + " of " + mib(D.pool) + " (" + res.count + " buffers), overflow " +
-      mib(ovf.bytes) + " (" + ovf.count + ")";
-  }
-
-  function draw() {
-    rows.forEach(drawRow);
-    if (nFrames) {
-      var f = D.frames[frame];
-      timeLbl.textContent = "event " + f[0].toLocaleString("en") + " of " + D.events.toLocaleString("en") +
-        ", trace time " + (f[1] / 1e6).toFixed(3) + " s (frame " + (frame + 1) + "/" + nFrames + ")";
-    }
-    slider.value = String(frame);
-    document.getElementById("animation").setAttribute("data-frame", String(frame));
-  }
-
-  function setFrame(i) { frame = Math.min(Math.max(i | 0, 0), Math.max(nFrames - 1, 0)); draw(); }
-
-  function tick(ts) {
-    if (!playing) { return; }
-    if (lastTs !== null) {
-      acc += (ts - lastTs) / 1000 * 12 * parseFloat(speedSel.value);
-      var step = Math.floor(acc);
-      if (step > 0) {
-        acc -= step;
-        if (frame + step >= nFrames - 1) { setFrame(nFrames - 1); pause(); return; }
-        setFrame(frame + step);
-      }
-    }
-    lastTs = ts;
-    window.requestAnimationFrame(tick);
-  }
-
-  function play() {
-    if (playing || nFrames < 2) { return; }
-    if (frame >= nFrames - 1) { setFrame(0); }
-    playing = true; lastTs = null; acc = 0;
-    playBtn.innerHTML = "&#10074;&#10074; pause";
-    window.requestAnimationFrame(tick);
-  }
-
-  function pause() { playing = false; playBtn.innerHTML = "&#9654; play"; }
-
-  playBtn.addEventListener("click", function () { if (playing) { pause(); } else { play(); } });
-  slider.addEventListener("input", function () { pause(); setFrame(parseInt(slider.value, 10)); });
-  document.addEventListener("keydown", function (e) {
-    if (e.target && e.target.tagName === "SELECT") { return; }
-    if (e.key === " ") { e.preventDefault(); if (playing) { pause(); } else { play(); } }
-    else if (e.key === "ArrowRight") { pause(); setFrame(frame + 1); }
-    else if (e.key === "ArrowLeft") { pause(); setFrame(frame - 1); }
-  });
-  window.addEventListener("resize", draw);
-  // For scripted checks (tests, screenshots): read and drive the animation.
-  window.poolAnimation = {
-    frames: nFrames,
-    frame: function () { return frame; },
-    setFrame: setFrame,
-    play: play,
-    pause: pause,
-    playing: function () { return playing; }
-  };
-  draw();
-})();
-"##;

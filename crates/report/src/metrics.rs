@@ -2,7 +2,7 @@
 //! the direction in which each is better, so all views mark the same cells.
 
 use crate::units;
-use records::{Report, RunResult, Source};
+use records::{Platform, PlatformKey, Report, RunResult, Source};
 
 /// Which way a metric improves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -237,34 +237,34 @@ pub fn source_description(source: Source) -> &'static str {
     }
 }
 
-/// The header lines every view prints above the numbers: source, board, timer,
-/// trace and pool.
-pub fn context_lines(report: &Report) -> Vec<String> {
-    let mut lines = vec![format!("source: {}", source_description(report.source))];
-    if let Some(p) = &report.platform {
-        let mut board = Vec::new();
-        board.push(match p.board_revision {
-            Some(rev) => format!("board revision {rev:#x}"),
-            None => "board revision unavailable".to_string(),
-        });
-        if let Some(hz) = p.arm_clock_hz {
-            board.push(format!("ARM clock {}", units::hertz(hz.into())));
-        }
-        board.push(match p.dma_channel {
-            Some(ch) => format!("DMA channel {ch}"),
-            None => "no usable DMA channel (CPU mover only)".to_string(),
-        });
-        if !p.detection.is_empty() {
-            board.push(format!(
-                "{} ({})",
-                if p.emulated { "emulated" } else { "silicon" },
-                p.detection
-            ));
-        }
-        lines.push(format!("board: {}", board.join(", ")));
-    } else if report.source != Source::Sim {
-        lines.push("board: no platform block in this result".to_string());
-    }
+/// The lines of the platform block that the terminal header sums up the board with.
+pub const BOARD_SUMMARY: [PlatformKey; 4] = [
+    PlatformKey::BoardRevision,
+    PlatformKey::ArmClock,
+    PlatformKey::DmaChannel,
+    PlatformKey::RunningOn,
+];
+
+/// The board in one line, from the platform block's own values.
+pub fn board_summary(platform: &Platform) -> String {
+    BOARD_SUMMARY
+        .iter()
+        .map(|&key| format!("{} {}", key.label(), platform.value(key)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What stands in for the board when a result from a board has no platform
+/// block (a simulation has no board, so nothing is said).
+pub fn missing_platform(report: &Report) -> Option<&'static str> {
+    (report.platform.is_none() && report.source != Source::Sim)
+        .then_some("no platform block in this result")
+}
+
+/// The facts about the runs every view shows, as labelled values: the timer
+/// that timed them, the trace and the pool.
+pub fn run_context(report: &Report) -> Vec<(&'static str, String)> {
+    let mut rows = Vec::new();
     let mut timers: Vec<String> = Vec::new();
     for r in &report.runs {
         let t = format!("{} at {}", r.timer.name, units::hertz(r.timer.hz));
@@ -278,17 +278,37 @@ pub fn context_lines(report: &Report) -> Vec<String> {
         }
     }
     if !timers.is_empty() {
-        lines.push(format!("timer: {}", timers.join("; ")));
+        rows.push(("timer", timers.join("; ")));
     }
     let t = &report.trace;
-    lines.push(format!(
-        "trace: {} ({} events, {} buffers, peak live {})",
-        t.name,
-        units::count(t.events),
-        units::count(t.buffers),
-        units::bytes(t.peak_live_bytes)
+    rows.push((
+        "trace",
+        format!(
+            "{} ({} events, {} buffers, peak live {})",
+            t.name,
+            units::count(t.events),
+            units::count(t.buffers),
+            units::bytes(t.peak_live_bytes)
+        ),
     ));
-    lines.push(format!("pool: {}", pool_sizes(report)));
+    rows.push(("pool", pool_sizes(report)));
+    rows
+}
+
+/// The header lines the terminal prints above the numbers: source, board,
+/// timer, trace and pool.
+pub fn context_lines(report: &Report) -> Vec<String> {
+    let mut lines = vec![format!("source: {}", source_description(report.source))];
+    if let Some(p) = &report.platform {
+        lines.push(format!("board: {}", board_summary(p)));
+    } else if let Some(missing) = missing_platform(report) {
+        lines.push(format!("board: {missing}"));
+    }
+    lines.extend(
+        run_context(report)
+            .into_iter()
+            .map(|(label, value)| format!("{label}: {value}")),
+    );
     lines
 }
 

@@ -1,26 +1,7 @@
-//! Human units for people reading tables and charts.
+//! Human units for people reading tables and charts (bytes and hertz are
+//! the records' own, which the platform block shares).
 
-/// Bytes in binary units: `512 B`, `4.0 KiB`, `12.5 MiB`, `1.25 GiB`.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut value = n as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    // Whole numbers of units (pool sizes, page multiples) read better without a decimal.
-    if value.fract() == 0.0 {
-        format!("{value:.0} {}", UNITS[unit])
-    } else if value < 10.0 {
-        format!("{value:.2} {}", UNITS[unit])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
+pub use records::units::{bytes, hertz};
 
 /// Bytes as MiB with a fixed number of decimals, for columns and axes.
 pub fn mib(n: u64) -> f64 {
@@ -50,23 +31,6 @@ fn three_digits(v: f64, unit: &str) -> String {
     } else {
         format!("{v:.0} {unit}")
     }
-}
-
-/// A frequency: `62.5 MHz`, `1 GHz` (for virtual clocks), `19.2 MHz`.
-pub fn hertz(hz: u64) -> String {
-    let f = hz as f64;
-    let (v, unit) = if hz >= 1_000_000_000 {
-        (f / 1e9, "GHz")
-    } else if hz >= 1_000_000 {
-        (f / 1e6, "MHz")
-    } else if hz >= 1_000 {
-        (f / 1e3, "kHz")
-    } else {
-        (f, "Hz")
-    };
-    let s = format!("{v:.3}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    format!("{s} {unit}")
 }
 
 /// An event rate: `850 ev/s`, `12.3 k ev/s`, `4.56 M ev/s`.
@@ -99,18 +63,10 @@ mod tests {
 
     #[test]
     fn units_read_naturally() {
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(4096), "4 KiB");
-        assert_eq!(bytes(16 << 20), "16 MiB");
-        assert_eq!(bytes(3 << 19), "1.50 MiB");
-        assert_eq!(bytes(12_900_000), "12.3 MiB");
         assert_eq!(duration_ns(850), "850 ns");
         assert_eq!(duration_ns(12_345), "12.3 µs");
         assert_eq!(duration_ns(4_560_000), "4.56 ms");
         assert_eq!(duration_ns(1_230_000_000), "1.23 s");
-        assert_eq!(hertz(62_500_000), "62.5 MHz");
-        assert_eq!(hertz(1_000_000_000), "1 GHz");
-        assert_eq!(hertz(19_200_000), "19.2 MHz");
         assert_eq!(count(1_234_567), "1 234 567");
         assert_eq!(count(999), "999");
         assert_eq!(rate(2.5e6), "2.50 M ev/s");

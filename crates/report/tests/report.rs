@@ -186,6 +186,24 @@ fn files_hold_the_stream_contents() {
         "one row per policy, not per run"
     );
     assert!(html.contains("timings are emulation timings, not hardware"));
+
+    // The platform table shows every line of the record's platform block, in
+    // its order, with an unanswered tag as "unavailable".
+    let platform = collector.platform.as_ref().unwrap();
+    let mut rest = html.as_str();
+    for field in platform.fields() {
+        let row = format!(
+            "<tr><th>{}</th><td>{}</td></tr>",
+            report::html::escape(field.label()),
+            report::html::escape(&field.value)
+        );
+        let at = rest
+            .find(&row)
+            .unwrap_or_else(|| panic!("{row} missing or out of order"));
+        rest = &rest[at + row.len()..];
+    }
+    assert!(html.contains("<tr><th>board model</th><td>unavailable</td></tr>"));
+    assert!(html.contains("<tr><th>SoC temperature</th><td>unavailable</td></tr>"));
 }
 
 #[test]
