@@ -10,15 +10,13 @@
 //! 5. QEMU or silicon ([`platform::detect`]), which the exit path follows.
 //! 6. [`memory::plan`] the pool and heap, [`mmu::map_ram`], the heap.
 //! 7. The platform block and the Hello and Platform records.
-//! 8. The mode the command word asks for ([`command`]); then a Finished
+//! 8. The mode the command word asks for ([`protocol::command`]); then a Finished
 //!    record, a UART flush and the exit with the mode's code.
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
-mod checks;
-mod command;
 mod exceptions;
 mod exit;
 mod logger;
@@ -32,13 +30,13 @@ mod uart;
 // Written by the DMA/replay slice.
 mod cache;
 mod dma;
-mod dma_tests;
 mod mover;
 mod replay;
+mod selftest;
 
-use command::{exit_code, Command, CommandWord, COMMAND_ADDR};
 use core::panic::PanicInfo;
 use embedded_alloc::LlffHeap;
+use protocol::{exit_code, Command, CommandWord, COMMAND_ADDR};
 
 core::arch::global_asm!(include_str!("../boot/boot.s"));
 
@@ -109,7 +107,7 @@ extern "C" fn kernel_main(entry_el: u64) -> ! {
         CommandWord::Known(command) => run(command, &platform, &layout),
         CommandWord::Unknown(number) => {
             defmt::error!(
-                "the command word asks for command {=u32}, which this firmware does not know (see src/command.rs)",
+                "the command word asks for command {=u32}, which this firmware does not know (see crates/protocol)",
                 number
             );
             exit_code::UNKNOWN_COMMAND
@@ -132,11 +130,11 @@ fn run(command: Command, platform: &platform::Platform, layout: &memory::Layout)
     defmt::info!("mode: {=str}", command.name());
     match command {
         Command::Replay => replay::run(platform, layout),
-        Command::BootChecks => checks::boot_checks(platform, layout),
-        Command::Panic => checks::deliberate_panic(),
-        Command::DataAbort => checks::deliberate_data_abort(),
-        Command::DmaTests => dma_tests::run(platform, layout),
-        Command::FaultTests => dma_tests::run_faults(platform, layout),
+        Command::BootChecks => selftest::boot::run(platform, layout),
+        Command::Panic => selftest::crash::deliberate_panic(),
+        Command::DataAbort => selftest::crash::deliberate_data_abort(),
+        Command::DmaTests => selftest::dma::run(platform, layout),
+        Command::FaultTests => selftest::faults::run(platform, layout),
     }
 }
 

@@ -17,6 +17,7 @@ use crate::timer;
 use alloc::vec::Vec;
 use bcm::dma_plan::Engine;
 use pool::replay::{replay, Clock, MeasuredMover, RecordSink, ReplayConfig};
+use protocol::exit_code;
 use records::{MoverKind, Policy, Record, RunResult, Timer, TraceInfo};
 use trace::binary::BinaryTrace;
 
@@ -26,9 +27,6 @@ static TRACE: &[u8] = include_bytes!(env!(
     "POOLBED_TRACE_BIN",
     "POOLBED_TRACE_BIN is not set: build the firmware with `cargo xtask build` (or `cargo xtask run`), which compiles a trace and embeds it"
 ));
-
-/// Exit code when the embedded trace is missing or corrupt.
-pub const TRACE_REFUSED: u32 = 90;
 
 /// Sends every record over the UART.
 struct UartSink;
@@ -85,10 +83,10 @@ pub fn embedded_trace() -> Option<BinaryTrace<'static>> {
 
 /// Replays the embedded trace; returns 0 when every run replayed every event
 /// with no corrupted page, the number of failed runs otherwise, or
-/// [`TRACE_REFUSED`].
+/// [`exit_code::TRACE_REFUSED`].
 pub fn run(platform: &Platform, layout: &Layout) -> u32 {
     let Some(trace) = embedded_trace() else {
-        return TRACE_REFUSED;
+        return exit_code::TRACE_REFUSED;
     };
     let events = trace.event_count();
     send_record(&Record::Trace(TraceInfo {
