@@ -14,25 +14,28 @@
 //!    record, a UART flush and the exit with the mode's code.
 #![no_std]
 #![no_main]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
+mod barrier;
+mod cache;
+mod dma;
 mod exceptions;
 mod exit;
+mod gpio;
 mod logger;
 mod mailbox;
 mod memory;
+mod memory_map;
+mod mmio;
 mod mmu;
-mod platform;
-mod timer;
-mod uart;
-
-// Written by the DMA/replay slice.
-mod cache;
-mod dma;
 mod mover;
+mod platform;
 mod replay;
 mod selftest;
+mod timer;
+mod uart;
 
 use core::panic::PanicInfo;
 use embedded_alloc::LlffHeap;
@@ -80,7 +83,7 @@ extern "C" fn kernel_main(entry_el: u64) -> ! {
     let layout = match memory::plan(board.and_then(|b| b.arm_memory), mmu::coherent_range()) {
         Ok(layout) => layout,
         Err(e) => {
-            e.report();
+            defmt::error!("{}", defmt::Display2Format(&e));
             exit::exit(exit_code::BOOT_FAILED);
         }
     };

@@ -11,7 +11,7 @@
 use crate::dma::DmaChannel;
 use crate::logger::send_record;
 use crate::memory::Layout;
-use crate::mover::{backing_bytes, CpuMover, DmaMover, VerifyMode, PAGE};
+use crate::mover::{backing_bytes, CpuMover, DmaMover, BUILT_VERIFY, PAGE};
 use crate::platform::Platform;
 use crate::timer;
 use alloc::vec::Vec;
@@ -95,7 +95,7 @@ pub fn run(platform: &Platform, layout: &Layout) -> u32 {
         buffers: u64::from(trace.buffer_count()),
         peak_live_bytes: trace.peak_live_bytes(),
     }));
-    let verify = VerifyMode::BUILT;
+    let verify = BUILT_VERIFY;
     defmt::info!(
         "trace {=str}: {=u64} events, {=u32} buffers, peak {=u64} KiB live; pool {=usize} KiB; verify {=str}",
         trace.name(),
