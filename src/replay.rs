@@ -129,7 +129,10 @@ pub fn run(platform: &Platform, layout: &Layout) -> u32 {
                 (MoverKind::Dma, Some(n)) => {
                     match DmaChannel::open(n, engine_for(n, platform.emulated)) {
                         Ok(ch) => {
-                            let mut mover = DmaMover::new(ch, layout.pool.clone(), salt, verify);
+                            // SAFETY: the layout's pool, used by this
+                            // mover alone until it is dropped after the run.
+                            let mut mover =
+                                unsafe { DmaMover::new(ch, layout.pool.clone(), salt, verify) };
                             one_run(&config, &trace, &mut mover)
                         }
                         Err(e) => {
@@ -138,11 +141,12 @@ pub fn run(platform: &Platform, layout: &Layout) -> u32 {
                         }
                     }
                 }
-                _ => one_run(
-                    &config,
-                    &trace,
-                    &mut CpuMover::new(layout.pool.clone(), salt, verify),
-                ),
+                _ => {
+                    // SAFETY: the layout's pool, used by this mover alone
+                    // until it is dropped after the run.
+                    let mut mover = unsafe { CpuMover::new(layout.pool.clone(), salt, verify) };
+                    one_run(&config, &trace, &mut mover)
+                }
             };
             // The mover (and with it every backing allocation) is gone here.
             let leaked = backing_bytes();

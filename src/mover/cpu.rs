@@ -34,9 +34,14 @@ pub struct CpuMover {
 
 impl CpuMover {
     /// A CPU mover over the pool region `pool`.
-    pub fn new(pool: Range<usize>, salt: u64, verify: VerifyMode) -> Self {
+    ///
+    /// # Safety
+    /// As for `Store::new`: `pool` is mapped, page-aligned memory that only
+    /// this mover uses while it lives.
+    pub unsafe fn new(pool: Range<usize>, salt: u64, verify: VerifyMode) -> Self {
         CpuMover {
-            store: Store::new(pool, salt, verify),
+            // SAFETY: the caller's guarantee.
+            store: unsafe { Store::new(pool, salt, verify) },
         }
     }
 

@@ -33,9 +33,19 @@ pub struct DmaMover {
 
 impl DmaMover {
     /// A DMA mover on `channel` over the pool region `pool`.
-    pub fn new(channel: DmaChannel, pool: Range<usize>, salt: u64, verify: VerifyMode) -> Self {
+    ///
+    /// # Safety
+    /// As for `Store::new`: `pool` is mapped, page-aligned SDRAM that only
+    /// this mover (and the engine on its behalf) uses while it lives.
+    pub unsafe fn new(
+        channel: DmaChannel,
+        pool: Range<usize>,
+        salt: u64,
+        verify: VerifyMode,
+    ) -> Self {
         DmaMover {
-            store: Store::new(pool, salt, verify),
+            // SAFETY: the caller's guarantee.
+            store: unsafe { Store::new(pool, salt, verify) },
             channel,
             inflight: None,
             last_fault: None,

@@ -102,7 +102,11 @@ pub struct Store {
 impl Store {
     /// A store over the pool region `pool`; `salt` (the run number, say)
     /// makes this run's content differ from every other run's.
-    pub fn new(pool: Range<usize>, salt: u64, verify: VerifyMode) -> Self {
+    ///
+    /// # Safety
+    /// `pool` must be mapped, page-aligned memory that nothing but this
+    /// store's mover reads or writes while the store lives.
+    pub unsafe fn new(pool: Range<usize>, salt: u64, verify: VerifyMode) -> Self {
         Store {
             pool,
             backing: Vec::new(),

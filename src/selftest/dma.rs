@@ -51,7 +51,6 @@ pub fn run(platform: &Platform, layout: &Layout) -> u32 {
     let Some(channel) = platform_channel(&mut checks, platform) else {
         return checks.finish("DMA tests");
     };
-    let pool = layout.pool.clone();
     let emulated = platform.emulated;
     let full = engine_for(channel, emulated);
     let forced_lite = Engine {
@@ -81,11 +80,11 @@ pub fn run(platform: &Platform, layout: &Layout) -> u32 {
             ch.reports_lite()
         );
         for (k, &len) in RAW_LENGTHS.iter().enumerate() {
-            raw_copy(&mut checks, &mut ch, &pool, len, blocks, k as u64);
+            raw_copy(&mut checks, &mut ch, layout, len, blocks, k as u64);
         }
     }
 
-    mover_copies(&mut checks, channel, full, &pool);
+    mover_copies(&mut checks, channel, full, layout);
     checks.finish("DMA tests")
 }
 
@@ -94,11 +93,12 @@ pub fn run(platform: &Platform, layout: &Layout) -> u32 {
 fn raw_copy(
     checks: &mut Checks,
     ch: &mut DmaChannel,
-    pool: &core::ops::Range<usize>,
+    layout: &Layout,
     len: usize,
     blocks: BlockMode,
     seed: u64,
 ) {
+    let pool = &layout.pool;
     let name = DmaCheck::Copy {
         len: len as u64,
         blocks,
@@ -118,10 +118,10 @@ fn raw_copy(
         defmt::warn!("{=str}: skipped, the pool is too small", name.as_str());
         return;
     }
-    let layout = core::alloc::Layout::from_size_align(room, PAGE).expect("page-aligned layout");
+    let heap = core::alloc::Layout::from_size_align(room, PAGE).expect("page-aligned layout");
     let src = if heap_src {
         // SAFETY: `room` is not zero.
-        let p = unsafe { alloc::alloc::alloc(layout) };
+        let p = unsafe { alloc::alloc::alloc(heap) };
         if p.is_null() {
             return checks.check(
                 &name,
@@ -140,30 +140,29 @@ fn raw_copy(
         // SAFETY: the allocation just made.
         unsafe { crate::cache::clean(src as *const u8, len) };
     }
-    raw_copy_between(
-        checks,
-        ch,
-        &name,
-        if heap_src {
-            "heap to pool"
-        } else {
-            "pool to pool"
-        },
-        src,
-        dst,
-        len,
-        seed,
-    );
+    let source = if heap_src {
+        "heap to pool"
+    } else {
+        "pool to pool"
+    };
+    // SAFETY: the destination and its guard words lie in the pool (checked
+    // above), the source in the pool before it or in the cleaned allocation.
+    unsafe { raw_copy_between(checks, ch, &name, source, src, dst, len, seed) };
     if heap_src {
         // SAFETY: allocated above with this layout.
-        unsafe { alloc::alloc::dealloc(src as *mut u8, layout) };
+        unsafe { alloc::alloc::dealloc(src as *mut u8, heap) };
     }
 }
 
 /// Copies `len` bytes of pattern `seed` from `src` to `dst` (in the pool) and
 /// checks every byte and the guard words around the destination.
+///
+/// # Safety
+/// `[src, src + len)` must hold pattern `seed` in memory the engine reads
+/// correctly (the pool, or cleaned heap), `[dst - 4, dst + len + 4)` must be
+/// pool memory the caller owns, and the two must not overlap.
 #[allow(clippy::too_many_arguments)]
-fn raw_copy_between(
+unsafe fn raw_copy_between(
     checks: &mut Checks,
     ch: &mut DmaChannel,
     name: &str,
@@ -173,8 +172,8 @@ fn raw_copy_between(
     len: usize,
     seed: u64,
 ) {
-    // SAFETY: the caller places the destination and its guard words inside
-    // the pool, which the tests own; the channel is idle.
+    // SAFETY: the caller's guarantee for the destination and its guard
+    // words; the channel is idle.
     unsafe {
         write_word(dst - 4, GUARD);
         write_word(dst + len, GUARD);
@@ -235,11 +234,14 @@ fn raw_copy_between(
 }
 
 /// Copies through the DMA mover with every word verified.
-fn mover_copies(checks: &mut Checks, channel: u8, engine: Engine, pool: &core::ops::Range<usize>) {
+fn mover_copies(checks: &mut Checks, channel: u8, engine: Engine, layout: &Layout) {
+    let pool = &layout.pool;
     let Some(ch) = open(checks, check::DMA_MOVER_OPEN, channel, engine) else {
         return;
     };
-    let mut mover = DmaMover::new(ch, pool.clone(), 0x7E57, VerifyMode::Full);
+    // SAFETY: the layout's pool; the tests use nothing else in it while
+    // the mover lives.
+    let mut mover = unsafe { DmaMover::new(ch, pool.clone(), 0x7E57, VerifyMode::Full) };
     let mut buffer = 0u32;
     let pool_len = pool.len() as u64;
     for &size in &MOVER_SIZES {

@@ -60,7 +60,9 @@ pub fn run(platform: &Platform, layout: &Layout) -> u32 {
     let size = 64 * KIB as u64;
     let (buffer, generation, page) = (7u32, 3u32, 5u64);
     if let Some(ch) = open(&mut checks, FAULT_OPEN, channel, engine) {
-        let mut mover = DmaMover::new(ch, pool.clone(), 0xFA17, VerifyMode::Pages);
+        // SAFETY: the layout's pool, which only this mover uses while it
+        // lives (each test's mover is gone before the next is made).
+        let mut mover = unsafe { DmaMover::new(ch, pool.clone(), 0xFA17, VerifyMode::Pages) };
         let expected = mover.store().expected_stamp(buffer, generation, page);
         // In the destination, between the copy's completion and verification.
         mover
@@ -74,12 +76,10 @@ pub fn run(platform: &Platform, layout: &Layout) -> u32 {
             size,
         );
         // In the source, after it was stamped and before the copy.
-        let mut mover = DmaMover::new(
-            mover.into_channel(),
-            pool.clone(),
-            0xFA18,
-            VerifyMode::Pages,
-        );
+        let channel = mover.into_channel();
+        // SAFETY: the layout's pool, which only this mover uses while it
+        // lives (each test's mover is gone before the next is made).
+        let mut mover = unsafe { DmaMover::new(channel, pool.clone(), 0xFA18, VerifyMode::Pages) };
         let expected = mover.store().expected_stamp(buffer, generation, page);
         mover.submit(&Move::Fill {
             buffer,
@@ -107,7 +107,8 @@ pub fn run(platform: &Platform, layout: &Layout) -> u32 {
         );
         drop(mover.into_channel());
     }
-    let mut cpu = CpuMover::new(pool.clone(), 0xFA19, VerifyMode::Pages);
+    // SAFETY: the layout's pool; the DMA movers above are gone.
+    let mut cpu = unsafe { CpuMover::new(pool.clone(), 0xFA19, VerifyMode::Pages) };
     let expected = cpu.store().expected_stamp(buffer, generation, page);
     cpu.store()
         .corrupt_next_copy(page as usize * PAGE + 7, 0x01);
@@ -135,11 +136,14 @@ pub fn run(platform: &Platform, layout: &Layout) -> u32 {
         cpu.store(),
         (buffer, generation, page, expected, expected ^ (1 << 56)),
     );
+    drop(cpu);
 
     // (c) A transfer that never completes (channel disabled in ENABLE, so
     // neither QEMU nor the engine runs it) times out; the CPU redoes it.
     if let Some(ch) = open(&mut checks, FAULT_OPEN, channel, engine) {
-        let mut mover = DmaMover::new(ch, pool.clone(), 0xFA1A, VerifyMode::Pages);
+        // SAFETY: the layout's pool, which only this mover uses while it
+        // lives (each test's mover is gone before the next is made).
+        let mut mover = unsafe { DmaMover::new(ch, pool.clone(), 0xFA1A, VerifyMode::Pages) };
         mover.submit(&Move::Fill {
             buffer,
             generation,
