@@ -5,7 +5,8 @@
 //! It runs one [`Plan`] at a time: the plan (pure logic in `bcm::dma_plan`,
 //! tested on the host) is written into 32-byte aligned control blocks in the
 //! non-cacheable `.coherent` section, chained with bus addresses, and started;
-//! completion is found by polling CS with a deadline on the system counter.
+//! completion is found by polling CS with a deadline on the generic timer's
+//! counter (CNTPCT_EL0).
 //! A plan longer than the control-block area runs as several chains, one
 //! after the other, transparently to the caller.
 //!

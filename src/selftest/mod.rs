@@ -20,6 +20,7 @@ use crate::platform::Platform;
 use alloc::format;
 use alloc::string::String;
 use bcm::dma_plan::Engine;
+use protocol::exit_code;
 use records::Record;
 
 const KIB: usize = 1 << 10;
@@ -56,7 +57,8 @@ impl Checks {
     }
 
     /// Logs the summary of the mode `what`; returns the number of failed
-    /// checks.
+    /// checks, the mode's exit code (kept below the reserved codes, so that
+    /// many failures never read as, say, a panic).
     pub fn finish(self, what: &str) -> u32 {
         if self.failed == 0 {
             defmt::info!("{=str}: all {=u32} checks passed", what, self.total);
@@ -68,7 +70,7 @@ impl Checks {
                 self.total
             );
         }
-        self.failed
+        self.failed.min(exit_code::FIRST_RESERVED - 1)
     }
 }
 
