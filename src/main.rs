@@ -53,7 +53,8 @@ const FIRMWARE: &str = concat!("poolbed-firmware ", env!("CARGO_PKG_VERSION"));
 /// exception level the stub was entered at.
 #[no_mangle]
 extern "C" fn kernel_main(entry_el: u64) -> ! {
-    mmu::enable_boot_map();
+    // SAFETY: the first Rust code on core 0, MMU and caches off (boot.s).
+    unsafe { mmu::enable_boot_map() };
     timer::enable_cycle_counter();
 
     let (board, mailbox_error) = match mailbox::query_board() {
@@ -87,7 +88,9 @@ extern "C" fn kernel_main(entry_el: u64) -> ! {
             exit::exit(exit_code::BOOT_FAILED);
         }
     };
-    mmu::map_ram(layout.ram.clone(), layout.pool.clone());
+    // SAFETY: once, after the boot map; the layout's RAM is the ARM memory
+    // the mailbox reported, in whole blocks, and its pool lies inside it.
+    unsafe { mmu::map_ram(layout.ram.clone(), layout.pool.clone()) };
     // SAFETY: the heap range is mapped RAM that nothing else uses, and this
     // runs once, before the first allocation.
     unsafe { HEAP.init(layout.heap.start, layout.heap.len()) };

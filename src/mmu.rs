@@ -87,7 +87,12 @@ fn set_block(tables: &mut Tables, addr: usize, kind: Kind) {
 /// cache and TLBs invalidated (their contents are UNKNOWN after reset and the
 /// Pi's armstub does not promise clean state); then SCTLR_EL1 with M, C, I,
 /// followed by `isb` so the next instruction is fetched translated.
-pub fn enable_boot_map() {
+///
+/// # Safety
+/// Once, on core 0 with the MMU and caches off, before any other Rust code
+/// relies on the memory map (the set/way invalidation discards the data
+/// cache, and the tables are rewritten without break-before-make).
+pub unsafe fn enable_boot_map() {
     // SAFETY: boot path, single core, MMU off: nobody else uses the tables.
     let tables = unsafe { &mut *TABLES.0.get() };
     let coherent = coherent_range();
@@ -157,7 +162,15 @@ pub fn enable_boot_map() {
 /// Maps `[ram.start, ram.end)` as RAM, except `pool` as non-cacheable. Both
 /// must be 2 MiB aligned; blocks already mapped (image, `.coherent`) and the
 /// peripherals are left as they are.
-pub fn map_ram(ram: Range<usize>, pool: Range<usize>) {
+///
+/// # Safety
+/// Once, after [`enable_boot_map`], so that every entry written is still
+/// invalid (changing a valid one would need break-before-make). `ram` must
+/// be ARM RAM as the mailbox reported it: whatever is mapped Normal the CPU
+/// may fetch speculatively, which must never reach VideoCore memory or a
+/// device. `pool` must lie inside it and hold no data that relies on being
+/// cached.
+pub unsafe fn map_ram(ram: Range<usize>, pool: Range<usize>) {
     // SAFETY: single core; the walker may read the tables concurrently, which
     // is why only invalid entries are changed, one aligned store each.
     let tables = unsafe { &mut *TABLES.0.get() };
