@@ -50,8 +50,7 @@ macro_rules! by_line {
                 unsafe { asm!(concat!("dc ", $op, ", {}"), in(reg) addr, options(nostack, preserves_flags)) };
                 addr += line;
             }
-            // SAFETY: a barrier has no memory-safety preconditions.
-            unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
+            crate::barrier::dsb_sy();
         }
     }};
 }

@@ -1,33 +1,33 @@
-//! BCM2837 DMA controller driver (BCM2835 ARM Peripherals, chapter 4).
+//! BCM2837 DMA controller driver (BCM2835 ARM Peripherals, chapter 4;
+//! addresses in [`memory_map`]).
 //!
 //! One [`DmaChannel`] owns one channel's registers and the control-block area.
 //! It runs one [`Plan`] at a time: the plan (pure logic in `bcm::dma_plan`,
 //! tested on the host) is written into 32-byte aligned control blocks in the
 //! non-cacheable `.coherent` section, chained with bus addresses, and started;
-//! completion is found by polling CS with a deadline on the system counter.
+//! completion is found by polling CS with a deadline on the generic timer's
+//! counter (CNTPCT_EL0).
 //! A plan longer than the control-block area runs as several chains, one
 //! after the other, transparently to the caller.
 //!
 //! Facts QEMU does not check (QEMU 7.2 performs the whole chain synchronously
 //! inside the CS write, in 4-byte steps, and never reports an error) are noted
 //! where the code depends on them.
+//!
+//! Barriers: register accesses are ordered among themselves (one device,
+//! Device-nGnRE); memory the engine reads or wrote is ordered against them
+//! with [`barrier::dsb_sy`], whose documentation says why that suffices.
 
-use crate::timer;
-use bcm::dma_plan::{bus_address, ControlBlock, Engine, Plan, PlanError, Transfer, CB_ALIGN};
-use core::arch::asm;
+use crate::mmio::Mmio;
+use crate::{barrier, memory_map, timer};
+use bcm::addr::{BusAddr, PhysAddr};
+use bcm::dma_plan::{block_in_chain, ControlBlock, Engine, Plan, PlanError, Transfer, CB_ALIGN};
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, Ordering};
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::registers::{ReadOnly, ReadWrite};
 use tock_registers::{register_bitfields, register_structs};
-
-/// Base of channels 0 to 14 (channel n at + n * 0x100).
-const DMA_BASE: usize = 0x3F00_7000;
-/// Channel 15 lives apart, in the VPU's peripheral block.
-const DMA15_BASE: usize = 0x3FE0_5000;
-/// Global enable bits (one per channel, EN0..EN14 in the datasheet).
-const DMA_ENABLE: usize = 0x3F00_7FF0;
 
 /// Control blocks available to one chain: enough for a 32 MiB move on a lite
 /// channel (513 blocks) and for a 32 MiB downward move by 4 KiB (8192 blocks).
@@ -94,6 +94,17 @@ register_structs! {
         (0x1C => nextconbk: ReadWrite<u32>),
         (0x20 => debug: ReadWrite<u32, DEBUG::Register>),
         (0x24 => @END),
+    },
+
+    /// The controller's global registers (datasheet 4.2.1.3), at
+    /// [`memory_map::DMA_GLOBAL`].
+    GlobalRegs {
+        /// One interrupt status bit per channel (unused: the driver polls).
+        (0x00 => int_status: ReadOnly<u32>),
+        (0x04 => _reserved),
+        /// Enable bits EN0..EN14, one per channel; the rest is reserved.
+        (0x10 => enable: ReadWrite<u32>),
+        (0x14 => @END),
     }
 }
 
@@ -203,29 +214,12 @@ struct Job {
 pub struct DmaChannel {
     number: u8,
     engine: Engine,
-    regs: &'static ChannelRegs,
+    regs: Mmio<ChannelRegs>,
     cbs: *mut ControlBlock,
-    cbs_bus: u32,
+    cbs_bus: BusAddr,
     job: Option<Job>,
     /// Chains written to CS.ACTIVE since the channel was opened.
     starts: u64,
-}
-
-/// `dsb sy`: completes every earlier memory access, including ones the DMA
-/// engine (outside the inner shareable domain) must observe.
-///
-/// Register accesses themselves need no barriers between them: all of one
-/// channel's registers (and ENABLE) are one peripheral, and Device-nGnRE
-/// keeps program order within a peripheral. The BCM2835 datasheet's advice
-/// (section 1.3) to put a barrier at every switch between peripherals exists
-/// because the AXI fabric may return reads from different peripherals out
-/// of order, which the ARM1176 could not cope with; the Cortex-A53 matches
-/// read data to requests by AXI ID. The barriers that matter here are the
-/// ones between memory (control blocks, data) and the engine.
-#[inline(always)]
-pub fn dsb_sy() {
-    // SAFETY: a barrier has no memory-safety preconditions.
-    unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
 }
 
 impl DmaChannel {
@@ -246,7 +240,7 @@ impl DmaChannel {
         CB_CLAIMED.store(true, Ordering::Release);
         let cbs = CB_AREA.0.get().cast::<ControlBlock>();
         let area_len = (CB_SLOTS * core::mem::size_of::<ControlBlock>()) as u64;
-        let cbs_bus = match bus_address(cbs as u64, area_len) {
+        let cbs_bus = match PhysAddr(cbs as u64).to_bus(area_len) {
             Ok(bus) => bus,
             Err(_) => {
                 CB_CLAIMED.store(false, Ordering::Release);
@@ -254,14 +248,11 @@ impl DmaChannel {
             }
         };
         debug_assert_eq!(cbs as usize % CB_ALIGN, 0);
-        let base = if number == 15 {
-            DMA15_BASE
-        } else {
-            DMA_BASE + usize::from(number) * 0x100
-        };
-        // SAFETY: the channel's register block is identity mapped as Device
-        // memory by the MMU setup, and `ChannelRegs` matches its layout.
-        let regs = unsafe { &*(base as *const ChannelRegs) };
+        // SAFETY: the channel's register block (number checked above) is
+        // identity mapped as Device memory by the MMU setup, `ChannelRegs`
+        // matches its layout, and the claimed control-block area makes this
+        // the only open channel.
+        let regs = unsafe { Mmio::new(memory_map::dma_channel(number)) };
         let mut channel = DmaChannel {
             number,
             engine,
@@ -271,10 +262,6 @@ impl DmaChannel {
             job: None,
             starts: 0,
         };
-        // The datasheet defines enable bits for channels 0-14 only; the rest
-        // of the register is reserved, so it is read-modified-written. (QEMU
-        // resets ENABLE to 0xffff, so this only matters on silicon, where the
-        // GPU firmware may have disabled unused channels.)
         set_channel_enabled(number, true);
         channel.reset();
         Ok(channel)
@@ -313,7 +300,18 @@ impl DmaChannel {
     /// Starts `plan`. Returns at once; use [`poll`](Self::poll) or
     /// [`wait`](Self::wait). A plan with no blocks completes without touching
     /// the hardware.
-    pub fn start(&mut self, plan: Plan) -> Result<(), DmaError> {
+    ///
+    /// # Safety
+    /// The engine reads the plan's source and writes its destination behind
+    /// the compiler's back until the transfer completes or fails. Until then
+    /// the caller must own both ranges: nothing else reads the destination or
+    /// writes either range (and no Rust reference to them exists). Both must
+    /// be mapped SDRAM; a range in cacheable memory must have been cleaned
+    /// (source) or invalidated (destination) first, since the engine does not
+    /// see the ARM caches (see `cache`). The plan checked that the ranges are
+    /// SDRAM the engine can address and that no block reads what an earlier
+    /// one wrote.
+    pub unsafe fn start(&mut self, plan: Plan) -> Result<(), DmaError> {
         if self.job.is_some() {
             return Err(DmaError::InFlight);
         }
@@ -346,11 +344,7 @@ impl DmaChannel {
                 .block(first + i)
                 .expect("block index within the plan");
             bytes += u64::from(block.txfr_len);
-            let next = if i + 1 == count {
-                0
-            } else {
-                self.cbs_bus + ((i + 1) * CB_ALIGN) as u32
-            };
+            let next = (i + 1 < count).then(|| self.cbs_bus.offset(((i + 1) * CB_ALIGN) as u32));
             // SAFETY: `i < CB_SLOTS`, the area is claimed by this channel, and
             // the engine is idle, so nothing else reads or writes the slot.
             unsafe {
@@ -368,7 +362,7 @@ impl DmaChannel {
         let budget_ns = 20_000_000 + bytes * 1_000 / 16;
         let now = timer::now_ticks();
         job.chain_started = now;
-        job.deadline = now + ns_to_ticks(budget_ns);
+        job.deadline = now + timer::ns_to_ticks(budget_ns);
 
         let cs = &self.regs.cs;
         // Clear END and INT left by the previous chain in a separate write, so
@@ -378,8 +372,8 @@ impl DmaChannel {
         // non-cacheable pool) must have left the CPU's write buffer before the
         // engine fetches them: the engine is not in the CPU's shareability
         // domain, so only a full-system barrier orders the two.
-        dsb_sy();
-        self.regs.conblk_ad.set(self.cbs_bus);
+        barrier::dsb_sy();
+        self.regs.conblk_ad.set(self.cbs_bus.0);
         // Priority 1 keeps the copy from starving the VideoCore's display and
         // GPU traffic; WAIT_FOR_OUTSTANDING_WRITES makes END mean "written".
         cs.write(
@@ -428,7 +422,7 @@ impl DmaChannel {
         // The engine's writes are complete (WAIT_RESP, WAIT_FOR_OUTSTANDING_
         // WRITES); keep the CPU's later reads of the destination after the CS
         // read that observed it.
-        dsb_sy();
+        barrier::dsb_sy();
         let job = self.job.as_ref().expect("job checked above");
         if job.next < job.plan.block_count() {
             self.start_chain();
@@ -464,17 +458,8 @@ impl DmaChannel {
         let conblk_ad = self.regs.conblk_ad.get();
         let job = self.job.take().expect("a job to fail");
         let chain_first = job.next - job.chain_len;
-        let done = if conblk_ad == 0 {
-            Some(job.next)
-        } else {
-            conblk_ad
-                .checked_sub(self.cbs_bus)
-                .map(|off| off as usize)
-                .filter(|off| off % CB_ALIGN == 0 && off / CB_ALIGN < job.chain_len)
-                .map(|off| chain_first + off / CB_ALIGN)
-        };
-        // Block d starts d chunks into the transfer.
-        let resume_at = done.map(|d| (d as u64 * job.plan.chunk()).min(job.plan.transfer().len));
+        let resume_at = block_in_chain(conblk_ad, self.cbs_bus, chain_first, job.chain_len)
+            .map(|block| job.plan.resume_offset(block));
         self.abort();
         DmaFault {
             channel: self.number,
@@ -491,7 +476,7 @@ impl DmaChannel {
     /// AXI bus on silicon; QEMU has nothing in flight ever.
     fn abort(&mut self) {
         self.regs.cs.set(0);
-        let until = timer::now_ticks() + ns_to_ticks(1_000_000);
+        let until = timer::now_ticks() + timer::ns_to_ticks(1_000_000);
         while self.regs.cs.is_set(CS::WAITING_FOR_OUTSTANDING_WRITES) && timer::now_ticks() < until
         {
             core::hint::spin_loop();
@@ -510,7 +495,7 @@ impl DmaChannel {
             self.regs.debug.set(errors);
         }
         self.regs.conblk_ad.set(0);
-        dsb_sy();
+        barrier::dsb_sy();
     }
 }
 
@@ -523,23 +508,24 @@ impl Drop for DmaChannel {
     }
 }
 
-/// Counter ticks for `ns` nanoseconds (rounded up).
-pub fn ns_to_ticks(ns: u64) -> u64 {
-    ((u128::from(ns) * u128::from(timer::frequency())).div_ceil(1_000_000_000)) as u64
-}
-
 /// Sets or clears channel `number`'s bit in the global ENABLE register (0 to
 /// 14; channel 15 has no bit). A disabled channel accepts CS.ACTIVE but never
 /// runs, which the fault tests use to provoke a timeout.
+///
+/// The datasheet defines enable bits for channels 0-14 only; the rest of the
+/// register is reserved, so it is read-modified-written. (QEMU resets ENABLE
+/// to 0xffff, so this only matters on silicon, where the GPU firmware may
+/// have disabled unused channels.)
 pub fn set_channel_enabled(number: u8, enabled: bool) {
     if number >= 15 {
         return;
     }
-    // SAFETY: ENABLE is a mapped device register; only this channel's bit changes.
-    unsafe {
-        let enable = DMA_ENABLE as *mut u32;
-        let value = enable.read_volatile();
-        let bit = 1 << number;
-        enable.write_volatile(if enabled { value | bit } else { value & !bit });
-    }
+    // SAFETY: the controller's global block, mapped Device memory; only
+    // ENABLE is touched, and only this channel's bit of it changes.
+    let global: Mmio<GlobalRegs> = unsafe { Mmio::new(memory_map::DMA_GLOBAL) };
+    let bit = 1 << number;
+    let value = global.enable.get();
+    global
+        .enable
+        .set(if enabled { value | bit } else { value & !bit });
 }

@@ -5,9 +5,7 @@
 use crate::{exit, uart};
 use aarch64_cpu::registers::{Readable, ELR_EL1, ESR_EL1, FAR_EL1, SPSR_EL1};
 use bcm::esr::{self, Syndrome};
-use command::exit_code;
-
-use crate::command;
+use protocol::exit_code;
 
 /// Called from the vector table with the entry's index (0..16).
 #[no_mangle]

@@ -1,20 +1,21 @@
-//! VideoCore mailbox 0 at 0x3F00B880, property channel 8. Message building
-//! and parsing live in `bcm::mailbox` (host-tested); this file moves the
-//! words between the ARM and the VideoCore.
+//! VideoCore mailbox 0 ([`memory_map::MAILBOX`]), property channel 8.
+//! Message building and parsing live in `bcm::mailbox` (host-tested); this
+//! file moves the words between the ARM and the VideoCore.
 //!
 //! The message buffer sits in the `.coherent` section (Normal non-cacheable
 //! once the MMU is on), so the VideoCore and the ARM see the same bytes
 //! without cache maintenance; it is handed over as a bus address
-//! (phys | 0xC000_0000, the uncached alias).
+//! (`bcm::addr`: phys | 0xC000_0000, the uncached alias).
 
-use crate::timer;
+use crate::mmio::Mmio;
+use crate::{barrier, memory_map, timer};
+use bcm::addr::PhysAddr;
 use bcm::mailbox::{self, BoardInfo, BoardQuery, ResponseError, BOARD_QUERY_WORDS};
 use core::cell::UnsafeCell;
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::registers::{ReadOnly, WriteOnly};
 use tock_registers::{register_bitfields, register_structs};
 
-const MAILBOX_BASE: usize = 0x3F00_B880;
 /// How long the VideoCore gets to answer. It answers in microseconds; a
 /// second means it never will.
 const TIMEOUT_US: u64 = 1_000_000;
@@ -56,6 +57,9 @@ pub enum Error {
     ReadTimeout,
     /// The message did not fit its buffer (a firmware bug).
     BufferTooSmall,
+    /// The message buffer is not at an address the VideoCore can reach as
+    /// a mailbox message (a firmware or linker-script bug).
+    BufferNotAddressable,
     /// The answer as a whole says failure.
     Response(#[defmt(Debug2Format)] ResponseError),
 }
@@ -69,6 +73,9 @@ impl Error {
             }
             Error::ReadTimeout => "the VideoCore did not answer within 1 s",
             Error::BufferTooSmall => "the property message did not fit its buffer",
+            Error::BufferNotAddressable => {
+                "the property message buffer is not 16-byte aligned SDRAM the VideoCore can address"
+            }
             Error::Response(e) => e.describe(),
         }
     }
@@ -83,9 +90,27 @@ unsafe impl Sync for Buffer {}
 #[link_section = ".coherent"]
 static BUFFER: Buffer = Buffer(UnsafeCell::new([0; BOARD_QUERY_WORDS]));
 
-fn regs() -> &'static MailboxRegisters {
-    // SAFETY: the mailbox block is at this address on the BCM2837; volatile cells.
-    unsafe { &*(MAILBOX_BASE as *const MailboxRegisters) }
+/// The ARM's side of the VideoCore mailboxes.
+pub struct Mailbox {
+    registers: Mmio<MailboxRegisters>,
+}
+
+// SAFETY: the mailbox block's address on the BCM2837; only this driver
+// touches it.
+static MAILBOX: Mailbox = unsafe { Mailbox::new(memory_map::MAILBOX) };
+
+impl Mailbox {
+    /// The mailboxes at `base`.
+    ///
+    /// # Safety
+    /// As for [`Mmio::new`]: `base` is the mailbox block, mapped Device
+    /// memory, and no other driver uses it.
+    pub const unsafe fn new(base: usize) -> Self {
+        Mailbox {
+            // SAFETY: the caller's guarantee.
+            registers: unsafe { Mmio::new(base) },
+        }
+    }
 }
 
 /// Asks the VideoCore everything in [`BoardInfo`] with one property message.
@@ -94,7 +119,7 @@ pub fn query_board() -> Result<BoardInfo, Error> {
     // only between our write and its answer, while we do not touch it.
     let buf = unsafe { &mut *BUFFER.0.get() };
     let (query, _words) = BoardQuery::build(buf).map_err(|_| Error::BufferTooSmall)?;
-    exchange(buf.as_ptr() as usize)?;
+    exchange(buf.as_ptr() as usize, core::mem::size_of_val(buf))?;
     // SAFETY: the answer is complete; read it through a fresh reference
     // (the VideoCore wrote the memory behind the compiler's back).
     let buf = unsafe { &*BUFFER.0.get() };
@@ -105,12 +130,17 @@ pub fn query_board() -> Result<BoardInfo, Error> {
     query.parse(&words).map_err(Error::Response)
 }
 
-/// One property-channel exchange of the message at physical address `phys`.
-fn exchange(phys: usize) -> Result<(), Error> {
-    let mb = regs();
-    let message = mailbox::bus_address(phys as u32) | u32::from(mailbox::CHANNEL_PROPERTY);
+/// One property-channel exchange of the `len`-byte message at physical
+/// address `phys`.
+fn exchange(phys: usize, len: usize) -> Result<(), Error> {
+    let mb = &MAILBOX.registers;
+    let bus = PhysAddr(phys as u64)
+        .to_bus(len as u64)
+        .map_err(|_| Error::BufferNotAddressable)?;
+    let message =
+        mailbox::mailbox_word(bus, mailbox::CHANNEL_PROPERTY).ok_or(Error::BufferNotAddressable)?;
     // The message must be in memory before the VideoCore is told about it.
-    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::SY);
+    barrier::dsb_sy();
 
     // Drain stale answers (e.g. left over from the boot firmware).
     // Bounded: a mailbox that never empties must not hang the boot here.
@@ -141,6 +171,7 @@ fn exchange(phys: usize) -> Result<(), Error> {
             break;
         }
     }
-    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::SY);
+    // The CPU's reads of the answer come after the read that saw it.
+    barrier::dsb_sy();
     Ok(())
 }

@@ -10,35 +10,36 @@
 //! 5. QEMU or silicon ([`platform::detect`]), which the exit path follows.
 //! 6. [`memory::plan`] the pool and heap, [`mmu::map_ram`], the heap.
 //! 7. The platform block and the Hello and Platform records.
-//! 8. The mode the command word asks for ([`command`]); then a Finished
+//! 8. The mode the command word asks for ([`protocol::command`]); then a Finished
 //!    record, a UART flush and the exit with the mode's code.
 #![no_std]
 #![no_main]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
-mod checks;
-mod command;
+mod barrier;
+mod cache;
+mod dma;
 mod exceptions;
 mod exit;
+mod gpio;
 mod logger;
 mod mailbox;
 mod memory;
+mod memory_map;
+mod mmio;
 mod mmu;
+mod mover;
 mod platform;
+mod replay;
+mod selftest;
 mod timer;
 mod uart;
 
-// Written by the DMA/replay slice.
-mod cache;
-mod dma;
-mod dma_tests;
-mod mover;
-mod replay;
-
-use command::{exit_code, Command, CommandWord, COMMAND_ADDR};
 use core::panic::PanicInfo;
 use embedded_alloc::LlffHeap;
+use protocol::{exit_code, Command, CommandWord, COMMAND_ADDR};
 
 core::arch::global_asm!(include_str!("../boot/boot.s"));
 
@@ -52,7 +53,8 @@ const FIRMWARE: &str = concat!("poolbed-firmware ", env!("CARGO_PKG_VERSION"));
 /// exception level the stub was entered at.
 #[no_mangle]
 extern "C" fn kernel_main(entry_el: u64) -> ! {
-    mmu::enable_boot_map();
+    // SAFETY: the first Rust code on core 0, MMU and caches off (boot.s).
+    unsafe { mmu::enable_boot_map() };
     timer::enable_cycle_counter();
 
     let (board, mailbox_error) = match mailbox::query_board() {
@@ -82,11 +84,13 @@ extern "C" fn kernel_main(entry_el: u64) -> ! {
     let layout = match memory::plan(board.and_then(|b| b.arm_memory), mmu::coherent_range()) {
         Ok(layout) => layout,
         Err(e) => {
-            e.report();
+            defmt::error!("{}", defmt::Display2Format(&e));
             exit::exit(exit_code::BOOT_FAILED);
         }
     };
-    mmu::map_ram(layout.ram.clone(), layout.pool.clone());
+    // SAFETY: once, after the boot map; the layout's RAM is the ARM memory
+    // the mailbox reported, in whole blocks, and its pool lies inside it.
+    unsafe { mmu::map_ram(layout.ram.clone(), layout.pool.clone()) };
     // SAFETY: the heap range is mapped RAM that nothing else uses, and this
     // runs once, before the first allocation.
     unsafe { HEAP.init(layout.heap.start, layout.heap.len()) };
@@ -109,7 +113,7 @@ extern "C" fn kernel_main(entry_el: u64) -> ! {
         CommandWord::Known(command) => run(command, &platform, &layout),
         CommandWord::Unknown(number) => {
             defmt::error!(
-                "the command word asks for command {=u32}, which this firmware does not know (see src/command.rs)",
+                "the command word asks for command {=u32}, which this firmware does not know (see crates/protocol)",
                 number
             );
             exit_code::UNKNOWN_COMMAND
@@ -132,11 +136,11 @@ fn run(command: Command, platform: &platform::Platform, layout: &memory::Layout)
     defmt::info!("mode: {=str}", command.name());
     match command {
         Command::Replay => replay::run(platform, layout),
-        Command::BootChecks => checks::boot_checks(platform, layout),
-        Command::Panic => checks::deliberate_panic(),
-        Command::DataAbort => checks::deliberate_data_abort(),
-        Command::DmaTests => dma_tests::run(platform, layout),
-        Command::FaultTests => dma_tests::run_faults(platform, layout),
+        Command::BootChecks => selftest::boot::run(platform, layout),
+        Command::Panic => selftest::crash::deliberate_panic(),
+        Command::DataAbort => selftest::crash::deliberate_data_abort(),
+        Command::DmaTests => selftest::dma::run(platform, layout),
+        Command::FaultTests => selftest::faults::run(platform, layout),
     }
 }
 

@@ -22,54 +22,17 @@
 //! with four 1 GiB entries; entries 0 and 1 point at level-2 tables of 2 MiB
 //! blocks.
 
+use crate::memory_map::{LOCAL_PERIPHERALS, PERIPHERALS};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{
     ReadWriteable, Readable, Writeable, MAIR_EL1, SCTLR_EL1, TCR_EL1, TTBR0_EL1,
 };
+use bcm::mmu::{block_descriptor, table_descriptor, Kind, BLOCK};
 use core::arch::asm;
 use core::cell::UnsafeCell;
 use core::ops::Range;
 
-const BLOCK: usize = 2 << 20;
 const GIB: usize = 1 << 30;
-
-/// Peripherals (BCM2837 "ARM physical" 0x3F000000, bus 0x7E000000).
-pub const PERIPHERALS: Range<usize> = 0x3F00_0000..0x4000_0000;
-/// ARM local peripherals (core timers, mailboxes, interrupt routing).
-pub const LOCAL_PERIPHERALS: Range<usize> = 0x4000_0000..0x4004_0000;
-
-// MAIR_EL1 attribute indices.
-const ATTR_DEVICE: u64 = 0;
-const ATTR_NORMAL_WB: u64 = 1;
-const ATTR_NORMAL_NC: u64 = 2;
-
-// Block descriptor bits (level 2, 4 KiB granule).
-const DESC_BLOCK: u64 = 0b01;
-const DESC_TABLE: u64 = 0b11;
-const DESC_AF: u64 = 1 << 10;
-const DESC_SH_INNER: u64 = 0b11 << 8;
-const DESC_PXN: u64 = 1 << 53;
-const DESC_UXN: u64 = 1 << 54;
-
-/// How one 2 MiB block is mapped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// Normal, inner/outer write-back read/write-allocate, inner shareable.
-    Ram,
-    /// Normal non-cacheable (pool, `.coherent`): never executed.
-    NonCacheable,
-    /// Device-nGnRE: never executed.
-    Device,
-}
-
-fn block_descriptor(addr: usize, kind: Kind) -> u64 {
-    let base = (addr as u64) | DESC_BLOCK | DESC_AF;
-    match kind {
-        Kind::Ram => base | (ATTR_NORMAL_WB << 2) | DESC_SH_INNER,
-        Kind::NonCacheable => base | (ATTR_NORMAL_NC << 2) | DESC_SH_INNER | DESC_PXN | DESC_UXN,
-        Kind::Device => base | (ATTR_DEVICE << 2) | DESC_PXN | DESC_UXN,
-    }
-}
 
 #[repr(C, align(4096))]
 struct Table([u64; 512]);
@@ -124,7 +87,12 @@ fn set_block(tables: &mut Tables, addr: usize, kind: Kind) {
 /// cache and TLBs invalidated (their contents are UNKNOWN after reset and the
 /// Pi's armstub does not promise clean state); then SCTLR_EL1 with M, C, I,
 /// followed by `isb` so the next instruction is fetched translated.
-pub fn enable_boot_map() {
+///
+/// # Safety
+/// Once, on core 0 with the MMU and caches off, before any other Rust code
+/// relies on the memory map (the set/way invalidation discards the data
+/// cache, and the tables are rewritten without break-before-make).
+pub unsafe fn enable_boot_map() {
     // SAFETY: boot path, single core, MMU off: nobody else uses the tables.
     let tables = unsafe { &mut *TABLES.0.get() };
     let coherent = coherent_range();
@@ -146,10 +114,12 @@ pub fn enable_boot_map() {
     let l2_local = &raw const tables.l2_local as u64;
     // SAFETY: aligned u64 stores into the static L1 table.
     unsafe {
-        core::ptr::write_volatile(&mut tables.l1.0[0], l2_low | DESC_TABLE);
-        core::ptr::write_volatile(&mut tables.l1.0[1], l2_local | DESC_TABLE);
+        core::ptr::write_volatile(&mut tables.l1.0[0], table_descriptor(l2_low));
+        core::ptr::write_volatile(&mut tables.l1.0[1], table_descriptor(l2_local));
     }
 
+    // Attr0..Attr2 in the order of bcm::mmu's ATTR_DEVICE, ATTR_NORMAL_WB
+    // and ATTR_NORMAL_NC, the indices the block descriptors carry.
     MAIR_EL1.write(
         MAIR_EL1::Attr0_Device::nonGathering_nonReordering_EarlyWriteAck
             + MAIR_EL1::Attr1_Normal_Outer::WriteBack_NonTransient_ReadWriteAlloc
@@ -192,7 +162,15 @@ pub fn enable_boot_map() {
 /// Maps `[ram.start, ram.end)` as RAM, except `pool` as non-cacheable. Both
 /// must be 2 MiB aligned; blocks already mapped (image, `.coherent`) and the
 /// peripherals are left as they are.
-pub fn map_ram(ram: Range<usize>, pool: Range<usize>) {
+///
+/// # Safety
+/// Once, after [`enable_boot_map`], so that every entry written is still
+/// invalid (changing a valid one would need break-before-make). `ram` must
+/// be ARM RAM as the mailbox reported it: whatever is mapped Normal the CPU
+/// may fetch speculatively, which must never reach VideoCore memory or a
+/// device. `pool` must lie inside it and hold no data that relies on being
+/// cached.
+pub unsafe fn map_ram(ram: Range<usize>, pool: Range<usize>) {
     // SAFETY: single core; the walker may read the tables concurrently, which
     // is why only invalid entries are changed, one aligned store each.
     let tables = unsafe { &mut *TABLES.0.get() };

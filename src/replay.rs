@@ -11,12 +11,13 @@
 use crate::dma::DmaChannel;
 use crate::logger::send_record;
 use crate::memory::Layout;
-use crate::mover::{backing_bytes, CpuMover, DmaMover, VerifyMode, PAGE};
+use crate::mover::{backing_bytes, CpuMover, DmaMover, BUILT_VERIFY, PAGE};
 use crate::platform::Platform;
 use crate::timer;
 use alloc::vec::Vec;
 use bcm::dma_plan::Engine;
 use pool::replay::{replay, Clock, MeasuredMover, RecordSink, ReplayConfig};
+use protocol::exit_code;
 use records::{MoverKind, Policy, Record, RunResult, Timer, TraceInfo};
 use trace::binary::BinaryTrace;
 
@@ -26,9 +27,6 @@ static TRACE: &[u8] = include_bytes!(env!(
     "POOLBED_TRACE_BIN",
     "POOLBED_TRACE_BIN is not set: build the firmware with `cargo xtask build` (or `cargo xtask run`), which compiles a trace and embeds it"
 ));
-
-/// Exit code when the embedded trace is missing or corrupt.
-pub const TRACE_REFUSED: u32 = 90;
 
 /// Sends every record over the UART.
 struct UartSink;
@@ -85,10 +83,10 @@ pub fn embedded_trace() -> Option<BinaryTrace<'static>> {
 
 /// Replays the embedded trace; returns 0 when every run replayed every event
 /// with no corrupted page, the number of failed runs otherwise, or
-/// [`TRACE_REFUSED`].
+/// [`exit_code::TRACE_REFUSED`].
 pub fn run(platform: &Platform, layout: &Layout) -> u32 {
     let Some(trace) = embedded_trace() else {
-        return TRACE_REFUSED;
+        return exit_code::TRACE_REFUSED;
     };
     let events = trace.event_count();
     send_record(&Record::Trace(TraceInfo {
@@ -97,7 +95,7 @@ pub fn run(platform: &Platform, layout: &Layout) -> u32 {
         buffers: u64::from(trace.buffer_count()),
         peak_live_bytes: trace.peak_live_bytes(),
     }));
-    let verify = VerifyMode::BUILT;
+    let verify = BUILT_VERIFY;
     defmt::info!(
         "trace {=str}: {=u64} events, {=u32} buffers, peak {=u64} KiB live; pool {=usize} KiB; verify {=str}",
         trace.name(),
@@ -131,7 +129,10 @@ pub fn run(platform: &Platform, layout: &Layout) -> u32 {
                 (MoverKind::Dma, Some(n)) => {
                     match DmaChannel::open(n, engine_for(n, platform.emulated)) {
                         Ok(ch) => {
-                            let mut mover = DmaMover::new(ch, layout.pool.clone(), salt, verify);
+                            // SAFETY: the layout's pool, used by this
+                            // mover alone until it is dropped after the run.
+                            let mut mover =
+                                unsafe { DmaMover::new(ch, layout.pool.clone(), salt, verify) };
                             one_run(&config, &trace, &mut mover)
                         }
                         Err(e) => {
@@ -140,11 +141,12 @@ pub fn run(platform: &Platform, layout: &Layout) -> u32 {
                         }
                     }
                 }
-                _ => one_run(
-                    &config,
-                    &trace,
-                    &mut CpuMover::new(layout.pool.clone(), salt, verify),
-                ),
+                _ => {
+                    // SAFETY: the layout's pool, used by this mover alone
+                    // until it is dropped after the run.
+                    let mut mover = unsafe { CpuMover::new(layout.pool.clone(), salt, verify) };
+                    one_run(&config, &trace, &mut mover)
+                }
             };
             // The mover (and with it every backing allocation) is gone here.
             let leaked = backing_bytes();

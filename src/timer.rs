@@ -22,11 +22,16 @@ pub fn frequency() -> u64 {
     CNTFRQ_EL0.get()
 }
 
-/// Converts counter ticks to nanoseconds (exact up to rounding down; no overflow).
+/// Converts counter ticks to nanoseconds (rounded down).
 #[inline]
 pub fn ticks_to_ns(ticks: u64) -> u64 {
-    let hz = frequency().max(1);
-    (u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64
+    bcm::ticks::ticks_to_ns(ticks, frequency())
+}
+
+/// Counter ticks in `ns` nanoseconds (rounded up).
+#[inline]
+pub fn ns_to_ticks(ns: u64) -> u64 {
+    bcm::ticks::ns_to_ticks(ns, frequency())
 }
 
 /// Nanoseconds since the counter started.
@@ -36,7 +41,7 @@ pub fn now_ns() -> u64 {
 
 /// A deadline `micros` from now, in counter ticks.
 pub fn deadline_after_us(micros: u64) -> u64 {
-    now_ticks() + frequency() * micros / 1_000_000
+    now_ticks() + ns_to_ticks(micros.saturating_mul(1_000))
 }
 
 /// Starts the PMU cycle counter: PMCR_EL0.E (bit 0) enables the counters,
@@ -114,7 +119,7 @@ pub fn stopwatch_ticks() -> u64 {
 pub fn stopwatch_ns(ticks: u64) -> u64 {
     match STOPWATCH_CYCLE_HZ.load(Ordering::Relaxed) {
         0 => ticks_to_ns(ticks),
-        hz => (u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64,
+        hz => bcm::ticks::ticks_to_ns(ticks, hz),
     }
 }
 

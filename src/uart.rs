@@ -1,4 +1,5 @@
-//! PL011 UART0 at 0x3F201000 (BCM2835 ARM Peripherals, chapter 13).
+//! PL011 UART0 (BCM2835 ARM Peripherals, chapter 13; address in
+//! [`memory_map::PL011`]).
 //!
 //! QEMU routes it to the first `-serial` and ignores the baud rate. On a real
 //! Pi 3 the PL011 drives Bluetooth unless `config.txt` has
@@ -6,6 +7,10 @@
 //! (48 MHz in our config.txt); GPIO 14/15 must be switched to ALT0, which
 //! [`init`] does (harmless under QEMU).
 
+use crate::gpio::GPIO;
+use crate::memory_map;
+use crate::mmio::Mmio;
+use crate::timer;
 use core::sync::atomic::{AtomicBool, Ordering};
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
@@ -20,9 +25,6 @@ pub const FALLBACK_CLOCK_HZ: u32 = 48_000_000;
 /// Longest wait for the character being shifted out when [`init`] disables
 /// the UART: one 10-bit character at 300 baud takes about 33 ms.
 const BUSY_TIMEOUT_US: u64 = 50_000;
-
-const PL011_BASE: usize = 0x3F20_1000;
-const GPIO_BASE: usize = 0x3F20_0000;
 
 register_bitfields! {
     u32,
@@ -95,25 +97,67 @@ register_structs! {
     }
 }
 
-register_structs! {
-    GpioRegisters {
-        (0x00 => _gpfsel0),
-        /// GPFSEL1: function select of GPIO 10-19, 3 bits each.
-        (0x04 => gpfsel1: ReadWrite<u32>),
-        (0x08 => _reserved0),
-        /// GPPUD: pull-up/down control applied by the clock registers.
-        (0x94 => gppud: ReadWrite<u32>),
-        /// GPPUDCLK0: latches GPPUD into GPIO 0-31.
-        (0x98 => gppudclk0: ReadWrite<u32>),
-        (0x9c => @END),
-    }
+/// The PL011 UART.
+pub struct Pl011 {
+    registers: Mmio<Pl011Registers>,
 }
 
-fn regs() -> &'static Pl011Registers {
-    // SAFETY: the PL011 block lives at this address on the BCM2837, is mapped
-    // Device-nGnRE (or the MMU is off, which is the same for device access),
-    // and every access goes through tock-registers' volatile cells.
-    unsafe { &*(PL011_BASE as *const Pl011Registers) }
+// SAFETY: the PL011's address on the BCM2837; only this driver touches it.
+static PL011: Pl011 = unsafe { Pl011::new(memory_map::PL011) };
+
+impl Pl011 {
+    /// The PL011 at `base`.
+    ///
+    /// # Safety
+    /// As for [`Mmio::new`]: `base` is a PL011, mapped Device memory (or the
+    /// MMU is off, which is the same for device accesses), and no other
+    /// driver uses it.
+    pub const unsafe fn new(base: usize) -> Self {
+        Pl011 {
+            // SAFETY: the caller's guarantee.
+            registers: unsafe { Mmio::new(base) },
+        }
+    }
+
+    /// Disables the UART while it is reprogrammed, drops whatever an earlier
+    /// user (the boot firmware) left queued, then lets the character in the
+    /// shifter finish. The flush (LCRH.FEN = 0) must come before the wait:
+    /// FR.BUSY stays set while the transmit FIFO is non-empty even with the
+    /// UART disabled (PL011 TRM, UARTFR), so waiting first can hang on
+    /// silicon. The wait is bounded for the same reason (QEMU never sets
+    /// BUSY).
+    fn disable(&self) {
+        let uart = &self.registers;
+        uart.cr.set(0);
+        uart.lcrh.set(0);
+        let deadline = timer::deadline_after_us(BUSY_TIMEOUT_US);
+        while uart.fr.is_set(FR::BUSY) && timer::now_ticks() < deadline {}
+    }
+
+    /// Programs 8N1 with FIFOs at the baud rate of `divisors` and enables
+    /// transmit and receive.
+    fn enable(&self, divisors: &bcm::pl011::Divisors) {
+        let uart = &self.registers;
+        uart.icr.write(ICR::ALL.val(0x7ff));
+        uart.imsc.set(0);
+        uart.ibrd
+            .write(IBRD::BAUD_DIVINT.val(u32::from(divisors.integer)));
+        uart.fbrd
+            .write(FBRD::BAUD_DIVFRAC.val(u32::from(divisors.fraction)));
+        uart.lcrh.write(LCRH::WLEN::EightBit + LCRH::FEN::SET);
+        uart.cr.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+    }
+
+    fn write_byte(&self, byte: u8) {
+        let uart = &self.registers;
+        while uart.fr.is_set(FR::TXFF) {}
+        uart.dr.write(DR::DATA.val(u32::from(byte)));
+    }
+
+    fn flush(&self) {
+        let uart = &self.registers;
+        while !uart.fr.is_set(FR::TXFE) || uart.fr.is_set(FR::BUSY) {}
+    }
 }
 
 static INITIALISED: AtomicBool = AtomicBool::new(false);
@@ -129,40 +173,10 @@ pub struct Setup {
 /// 8N1 at [`BAUD`] from `clock_hz`. Only plain loads and stores: this runs
 /// before the heap and possibly before the MMU.
 pub fn init(clock_hz: u32) -> Setup {
-    let uart = regs();
-    // Disable while reprogramming, drop whatever an earlier user (the boot
-    // firmware) left queued, then let the character in the shifter finish.
-    // The flush (LCRH.FEN = 0) must come before the wait: FR.BUSY stays set
-    // while the transmit FIFO is non-empty even with the UART disabled (PL011
-    // TRM, UARTFR), so waiting first can hang on silicon. The wait is bounded
-    // for the same reason (QEMU never sets BUSY).
-    uart.cr.set(0);
-    uart.lcrh.set(0);
-    let deadline = crate::timer::deadline_after_us(BUSY_TIMEOUT_US);
-    while uart.fr.is_set(FR::BUSY) && crate::timer::now_ticks() < deadline {}
-
-    // SAFETY: the GPIO block is at this address on the BCM2837; volatile cells.
-    let gpio = unsafe { &*(GPIO_BASE as *const GpioRegisters) };
-    // GPIO14 is bits 12..15 of GPFSEL1, GPIO15 bits 15..18; ALT0 = 0b100.
-    let sel = gpio.gpfsel1.get() & !((0b111 << 12) | (0b111 << 15));
-    gpio.gpfsel1.set(sel | (0b100 << 12) | (0b100 << 15));
-    // Pull-up/down off for 14 and 15: the datasheet's sequence wants 150
-    // cycles of set-up and hold around the clock pulse.
-    gpio.gppud.set(0);
-    spin(150);
-    gpio.gppudclk0.set((1 << 14) | (1 << 15));
-    spin(150);
-    gpio.gppudclk0.set(0);
-
+    PL011.disable();
+    GPIO.route_pl011_to_pins_14_15();
     let divisors = bcm::pl011::divisors(clock_hz, BAUD);
-    uart.icr.write(ICR::ALL.val(0x7ff));
-    uart.imsc.set(0);
-    uart.ibrd
-        .write(IBRD::BAUD_DIVINT.val(u32::from(divisors.integer)));
-    uart.fbrd
-        .write(FBRD::BAUD_DIVFRAC.val(u32::from(divisors.fraction)));
-    uart.lcrh.write(LCRH::WLEN::EightBit + LCRH::FEN::SET);
-    uart.cr.write(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+    PL011.enable(&divisors);
     INITIALISED.store(true, Ordering::Relaxed);
     Setup { clock_hz, divisors }
 }
@@ -175,23 +189,15 @@ pub fn ensure_init() {
     }
 }
 
-fn spin(cycles: u32) {
-    for _ in 0..cycles {
-        core::hint::spin_loop();
-    }
-}
-
 /// Sends one byte, waiting while the transmit FIFO is full.
 pub fn write_byte(byte: u8) {
-    let uart = regs();
-    while uart.fr.is_set(FR::TXFF) {}
-    uart.dr.write(DR::DATA.val(u32::from(byte)));
+    PL011.write_byte(byte);
 }
 
 /// Sends bytes.
 pub fn write_bytes(bytes: &[u8]) {
     for &b in bytes {
-        write_byte(b);
+        PL011.write_byte(b);
     }
 }
 
@@ -199,6 +205,5 @@ pub fn write_bytes(bytes: &[u8]) {
 /// shifter is idle. Without this, the last bytes before a semihosting exit or
 /// a halt can be lost.
 pub fn flush() {
-    let uart = regs();
-    while !uart.fr.is_set(FR::TXFE) || uart.fr.is_set(FR::BUSY) {}
+    PL011.flush();
 }

@@ -10,7 +10,7 @@
 //!   with SYS_EXIT and QEMU exits with the guest's code. Without it QEMU
 //!   never exits, so there is always a timeout.
 //! - `-device loader,addr=0x7f000,data=...,data-len=8`: the command word
-//!   choosing the firmware's mode (src/command.rs).
+//!   choosing the firmware's mode (`protocol::command`).
 
 use anyhow::{Context, Result};
 use std::io::Read;
@@ -19,12 +19,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The firmware's command numbers, shared with the firmware source.
-#[allow(dead_code)]
-#[path = "../../src/command.rs"]
-pub mod command;
-
-pub use command::Command as FirmwareCommand;
+/// The firmware's modes, from the protocol crate the firmware uses too.
+pub use protocol::Command as FirmwareCommand;
 
 /// Default limit for one QEMU run.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
@@ -81,7 +77,7 @@ pub fn command_line(run: &QemuRun) -> Vec<String> {
         args.push("-device".into());
         args.push(format!(
             "loader,addr={:#x},data={:#x},data-len=8",
-            command::COMMAND_ADDR,
+            protocol::COMMAND_ADDR,
             command.loader_data()
         ));
     }
@@ -170,32 +166,6 @@ pub fn run(run: &QemuRun, on_bytes: &mut dyn FnMut(&[u8])) -> Result<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn loader_word_is_magic_then_command() {
-        let data = FirmwareCommand::BootChecks.loader_data();
-        assert_eq!(data as u32, command::COMMAND_MAGIC);
-        assert_eq!((data >> 32) as u32, 2);
-        assert_eq!(
-            command::CommandWord::decode(data as u32, (data >> 32) as u32),
-            command::CommandWord::Known(FirmwareCommand::BootChecks)
-        );
-        assert_eq!(
-            command::CommandWord::decode(0, 2),
-            command::CommandWord::Absent
-        );
-        assert_eq!(
-            command::CommandWord::decode(command::COMMAND_MAGIC, 999),
-            command::CommandWord::Unknown(999)
-        );
-    }
-
-    #[test]
-    fn command_numbers_are_unique_and_round_trip() {
-        for c in command::ALL_COMMANDS {
-            assert_eq!(FirmwareCommand::from_number(c.number()), Some(c));
-        }
-    }
 
     #[test]
     fn command_line_has_the_loader_only_with_a_command() {

@@ -2,8 +2,8 @@
 //! to boot this firmware, in one directory.
 
 use crate::firmware::{self, BuildOptions};
-use crate::qemu::{command::COMMAND_ADDR, FirmwareCommand};
 use anyhow::{Context, Result};
+use protocol::{Command, ALL_COMMANDS, COMMAND_ADDR};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -45,16 +45,10 @@ pub fn run(args: SdcardArgs) -> Result<ExitCode> {
          arm_64bit=1\nkernel=kernel8.img\nenable_uart=1\ndtoverlay=disable-bt\ninit_uart_clock=48000000\n",
     );
     if let Some(name) = &args.mode {
-        let command = crate::qemu::command::ALL_COMMANDS
-            .into_iter()
-            .find(|c| c.name() == name)
-            .with_context(|| {
-                let names: Vec<_> = crate::qemu::command::ALL_COMMANDS
-                    .iter()
-                    .map(|c| c.name())
-                    .collect();
-                format!("unknown mode `{name}`; modes: {}", names.join(", "))
-            })?;
+        let command = Command::from_name(name).with_context(|| {
+            let names: Vec<_> = ALL_COMMANDS.iter().map(|c| c.name()).collect();
+            format!("unknown mode `{name}`; modes: {}", names.join(", "))
+        })?;
         write_command(&out, command)?;
         config.push_str(&format!("initramfs command.bin {COMMAND_ADDR:#x}\n"));
     } else {
@@ -90,7 +84,7 @@ pub fn run(args: SdcardArgs) -> Result<ExitCode> {
 
 /// The command word, as the firmware reads it at COMMAND_ADDR: the same eight
 /// bytes QEMU's loader writes.
-fn write_command(out: &std::path::Path, command: FirmwareCommand) -> Result<()> {
+fn write_command(out: &std::path::Path, command: Command) -> Result<()> {
     std::fs::write(out.join("command.bin"), command.loader_data().to_le_bytes())
         .context("writing command.bin")
 }

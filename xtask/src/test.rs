@@ -6,10 +6,12 @@
 //! To add one, add an entry to [`target_tests`].
 
 use crate::firmware::{self, BuildOptions};
-use crate::qemu::{self, command::exit_code, FirmwareCommand};
+use crate::qemu::{self, FirmwareCommand};
 use crate::run::{boot_and_collect, Session};
 use anyhow::{bail, Context, Result};
 use object::{Object, ObjectSymbol};
+use protocol::check::{self, BlockMode, DmaCheck, Route};
+use protocol::exit_code;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
@@ -166,16 +168,7 @@ fn check_boot(cx: &CheckContext<'_>) -> Result<(), String> {
     ensure(s.exit_code == 0, || {
         format!("exit code {} (want 0)", s.exit_code)
     })?;
-    for name in [
-        "el1",
-        "mmu",
-        "caches",
-        "board-revision",
-        "memory-split",
-        "timers",
-        "heap",
-        "pool-mapped",
-    ] {
+    for name in check::boot::ALL {
         let found = s.collector.checks.iter().find(|(n, _, _)| n == name);
         match found {
             None => return Err(format!("no check record named {name}")),
@@ -218,20 +211,20 @@ fn check_panic(cx: &CheckContext<'_>) -> Result<(), String> {
     let line = s
         .log
         .iter()
-        .find(|l| {
-            l.message
-                .contains("deliberate panic requested by the command word")
-        })
+        .find(|l| l.message.contains(protocol::PANIC_MESSAGE))
         .ok_or("no log line carries the panic message")?;
-    // "panicked at src/checks.rs:LINE:COLUMN: message"
+    // "panicked at FILE:LINE:COLUMN: message"
     let at = line
         .message
         .strip_prefix("panicked at ")
         .ok_or_else(|| format!("unexpected panic line: {}", line.message))?;
     let mut parts = at.splitn(4, ':');
     let (file, row, col) = (parts.next(), parts.next(), parts.next());
-    ensure(file == Some("src/checks.rs"), || {
-        format!("panic location file {file:?}, want src/checks.rs")
+    ensure(file == Some(protocol::PANIC_FILE), || {
+        format!(
+            "panic location file {file:?}, want {}",
+            protocol::PANIC_FILE
+        )
     })?;
     ensure(
         row.and_then(|r| r.parse::<u32>().ok())
@@ -272,16 +265,13 @@ fn check_data_abort(cx: &CheckContext<'_>) -> Result<(), String> {
         .find(|l| l.message.contains("FAR "))
         .ok_or("no register line")?;
     let far = hex_after(&regs.message, "FAR ").ok_or("no FAR value")?;
-    ensure(far == qemu::command::DATA_ABORT_ADDRESS, || {
-        format!(
-            "FAR {far:#x}, want {:#x}",
-            qemu::command::DATA_ABORT_ADDRESS
-        )
+    ensure(far == protocol::DATA_ABORT_ADDRESS, || {
+        format!("FAR {far:#x}, want {:#x}", protocol::DATA_ABORT_ADDRESS)
     })?;
     let elr = hex_after(&regs.message, "ELR ").ok_or("no ELR value")?;
     let function = function_at(cx.elf, elr)
         .ok_or_else(|| format!("ELR {elr:#x} is in no function of the firmware"))?;
-    ensure(function.contains("deliberate_data_abort"), || {
+    ensure(function.contains(protocol::DATA_ABORT_FUNCTION), || {
         format!(
             "ELR {elr:#x} is in {function}, not in the function that reads the unmapped address"
         )
@@ -291,18 +281,15 @@ fn check_data_abort(cx: &CheckContext<'_>) -> Result<(), String> {
     })
 }
 
-/// Every check record passed, each of `wanted` (name fragments) is among
-/// them, and the firmware finished with exit code 0.
-fn checks_passed(s: &Session, wanted: &[&str]) -> Result<(), String> {
+/// Every check record passed, each of `wanted` (exact names) is among them,
+/// and the firmware finished with exit code 0.
+fn checks_passed(s: &Session, wanted: &[String]) -> Result<(), String> {
     let failed: Vec<_> = s.collector.checks.iter().filter(|c| !c.1).collect();
     ensure(failed.is_empty(), || format!("failed checks: {failed:?}"))?;
     for want in wanted {
         ensure(
-            s.collector
-                .checks
-                .iter()
-                .any(|(name, _, _)| name.contains(want)),
-            || format!("no check named like `{want}`"),
+            s.collector.checks.iter().any(|(name, _, _)| name == want),
+            || format!("no check named `{want}`"),
         )?;
     }
     ensure(s.exit_code == 0, || {
@@ -313,40 +300,40 @@ fn checks_passed(s: &Session, wanted: &[&str]) -> Result<(), String> {
     })
 }
 
-// DMA slice (helper "dma"): the records come from src/dma_tests.rs.
+/// The checks the DMA tests must report at the default 48 MiB pool (larger
+/// pools run more sizes).
+fn dma_checks_wanted() -> Vec<String> {
+    const MIB: u64 = 1 << 20;
+    let copy = |len, blocks| DmaCheck::Copy { len, blocks };
+    let mover = |route, size| DmaCheck::Mover { route, size };
+    let downward = |size, distance| DmaCheck::Downward { size, distance };
+    let mut wanted: Vec<String> = [
+        copy(4096, BlockMode::Full),
+        copy(65_532, BlockMode::LiteSized),
+        copy(32 * MIB, BlockMode::Full),
+        copy(32 * MIB, BlockMode::LiteSized),
+        copy(32 * MIB, BlockMode::LiteChannel),
+        mover(Route::PoolToPool, 8 * MIB),
+        mover(Route::HeapToPool, 32 * MIB),
+        mover(Route::PoolToHeap, 32 * MIB),
+        downward(32 * MIB, 4096),
+        downward(32 * MIB, 16 * MIB),
+        downward(8 * MIB, 8 * MIB),
+    ]
+    .iter()
+    .map(DmaCheck::to_string)
+    .collect();
+    wanted.push(check::CHAINS_LONGER_THAN_CB_AREA.to_string());
+    wanted
+}
+
 fn check_dma(cx: &CheckContext<'_>) -> Result<(), String> {
-    checks_passed(
-        cx.session,
-        &[
-            "dma copy 4096 bytes, full blocks",
-            "dma copy 65532 bytes, lite-sized blocks",
-            "dma copy 33554432 bytes, full blocks",
-            "dma copy 33554432 bytes, lite-sized blocks",
-            "dma copy 33554432 bytes, lite channel",
-            // Sizes that fit the default 48 MiB pool (larger pools run more).
-            "dma mover pool to pool 8388608",
-            "dma mover heap to pool 33554432",
-            "dma mover pool to heap 33554432",
-            "dma mover downward 33554432 bytes by 4096",
-            "dma mover downward 33554432 bytes by 16777216",
-            "dma mover downward 8388608 bytes by 8388608",
-            "dma chains longer than the control-block area",
-        ],
-    )
+    checks_passed(cx.session, &dma_checks_wanted())
 }
 
 fn check_dma_faults(cx: &CheckContext<'_>) -> Result<(), String> {
-    checks_passed(
-        cx.session,
-        &[
-            "fault: control block with invalid length refused",
-            "fault: upward overlapping move refused",
-            "fault: destination corrupted after a DMA copy is detected",
-            "fault: source corrupted before a DMA copy is detected",
-            "fault: destination corrupted after a CPU copy is detected",
-            "fault: a DMA transfer that never completes times out and the CPU redoes it",
-        ],
-    )
+    let wanted: Vec<String> = check::fault::ALL.iter().map(|n| n.to_string()).collect();
+    checks_passed(cx.session, &wanted)
 }
 
 /// The (mangled) name of the function symbol containing `address`.

@@ -15,15 +15,10 @@
 //! QEMU spin forever, and on silicon an upward overlapping move silently
 //! corrupts the data), so the plan is the last place a mistake can be caught.
 
+use crate::addr::{BusAddr, NotSdram, PhysAddr, SDRAM_END};
 use core::fmt;
-
-/// First ARM physical address that is not SDRAM as the DMA engine sees it:
-/// the peripherals start at 0x3F00_0000 on the BCM2837.
-pub const SDRAM_END: u64 = 0x3F00_0000;
-
-/// The bus alias through which the DMA engine sees SDRAM without going through
-/// the VideoCore L2 cache (the "C" alias, used for uncached access on Pi 2/3).
-pub const SDRAM_BUS_ALIAS: u32 = 0xC000_0000;
+use tock_registers::register_bitfields;
+use tock_registers::LocalRegisterCopy;
 
 /// Longest block a lite channel (7 to 14) accepts: its TXFR_LEN has 16 bits,
 /// and lengths must stay multiples of 4.
@@ -41,37 +36,48 @@ pub const GRANULE: u64 = 4;
 /// low 5 bits).
 pub const CB_ALIGN: usize = 32;
 
-/// Transfer-information bits (TI register / first word of a control block),
-/// from the BCM2835 ARM Peripherals datasheet, section 4.2.1.2 (TI).
-pub mod ti {
-    /// Raise an interrupt at the end of the block (unused: the driver polls).
-    pub const INTEN: u32 = 1 << 0;
-    /// 2D mode (not available on lite channels; never used here).
-    pub const TDMODE: u32 = 1 << 1;
-    /// Wait for the AXI write response of each write before going on, so that
-    /// END means the data has reached memory and consecutive blocks are
-    /// ordered (the overlap argument of [`super::Plan`] relies on it).
-    pub const WAIT_RESP: u32 = 1 << 3;
-    /// Increment the destination address after each write.
-    pub const DEST_INC: u32 = 1 << 4;
-    /// 128-bit destination writes (full channels only).
-    pub const DEST_WIDTH: u32 = 1 << 5;
-    /// Increment the source address after each read.
-    pub const SRC_INC: u32 = 1 << 8;
-    /// 128-bit source reads (full channels only).
-    pub const SRC_WIDTH: u32 = 1 << 9;
-    /// Shift of the 4-bit BURST_LENGTH field.
-    pub const BURST_LENGTH_SHIFT: u32 = 12;
-    /// Mask of the BURST_LENGTH field once shifted.
-    pub const BURST_LENGTH_MASK: u32 = 0xF << BURST_LENGTH_SHIFT;
-    /// Do not issue 128-bit writes as 2-beat bursts.
-    pub const NO_WIDE_BURSTS: u32 = 1 << 26;
+register_bitfields! [u32,
+    /// Transfer information: the TI register and the first word of a control
+    /// block (BCM2835 ARM Peripherals, section 4.2.1.2). Lite channels have
+    /// no 2D mode and no 128-bit accesses.
+    pub TI [
+        /// Raise an interrupt at the end of the block (unused: the driver polls).
+        INTEN OFFSET(0) NUMBITS(1) [],
+        /// 2D mode (not available on lite channels; never used here).
+        TDMODE OFFSET(1) NUMBITS(1) [],
+        /// Wait for the AXI write response of each write before going on, so
+        /// that END means the data has reached memory and consecutive blocks
+        /// are ordered (the overlap argument of [`Plan`] relies on it).
+        WAIT_RESP OFFSET(3) NUMBITS(1) [],
+        /// Increment the destination address after each write.
+        DEST_INC OFFSET(4) NUMBITS(1) [],
+        /// 128-bit destination writes (full channels only).
+        DEST_WIDTH OFFSET(5) NUMBITS(1) [],
+        /// Gate destination writes with the peripheral's DREQ (memory: clear).
+        DEST_DREQ OFFSET(6) NUMBITS(1) [],
+        /// Do not write the destination (memory copies: clear).
+        DEST_IGNORE OFFSET(7) NUMBITS(1) [],
+        /// Increment the source address after each read.
+        SRC_INC OFFSET(8) NUMBITS(1) [],
+        /// 128-bit source reads (full channels only).
+        SRC_WIDTH OFFSET(9) NUMBITS(1) [],
+        /// Gate source reads with the peripheral's DREQ (memory: clear).
+        SRC_DREQ OFFSET(10) NUMBITS(1) [],
+        /// Do not read the source; write zeros (memory copies: clear).
+        SRC_IGNORE OFFSET(11) NUMBITS(1) [],
+        /// Beats per burst; 0 means single transfers.
+        BURST_LENGTH OFFSET(12) NUMBITS(4) [],
+        /// Peripheral whose DREQ paces the transfer (0: none, unpaced).
+        PERMAP OFFSET(16) NUMBITS(5) [],
+        /// Dummy cycles after each read or write (0: none).
+        WAITS OFFSET(21) NUMBITS(5) [],
+        /// Do not issue 128-bit writes as 2-beat bursts.
+        NO_WIDE_BURSTS OFFSET(26) NUMBITS(1) []
+    ]
+];
 
-    /// The BURST_LENGTH field for `beats` (0 means single transfers).
-    pub const fn burst_length(beats: u32) -> u32 {
-        (beats & 0xF) << BURST_LENGTH_SHIFT
-    }
-}
+/// A TI word, for building and reading its fields.
+pub type TiWord = LocalRegisterCopy<u32, TI::Register>;
 
 /// What kind of engine a channel number names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,7 +112,7 @@ impl ChannelKind {
         }
     }
 
-    /// The TI bits every memory-to-memory block on this kind of channel
+    /// The TI word every memory-to-memory block on this kind of channel
     /// carries; see [`Engine::ti`].
     pub fn ti(self) -> u32 {
         Engine::new(self).ti()
@@ -164,16 +170,22 @@ impl Engine {
     /// default for memory; Linux sets that bit only for some peripherals, not
     /// for memcpy. INTEN stays clear because the driver polls CS.END.
     pub fn ti(&self) -> u32 {
-        let base = ti::SRC_INC | ti::DEST_INC | ti::WAIT_RESP;
-        let wide = |burst| {
-            let dest = if self.wide_writes { ti::DEST_WIDTH } else { 0 };
-            base | ti::SRC_WIDTH | dest | ti::burst_length(burst)
+        let (wide, beats) = match self.kind {
+            ChannelKind::Full { deep_fifo: true } => (true, 8),
+            ChannelKind::Full { deep_fifo: false } => (true, 2),
+            ChannelKind::Lite => (false, 4),
         };
-        match self.kind {
-            ChannelKind::Full { deep_fifo: true } => wide(8),
-            ChannelKind::Full { deep_fifo: false } => wide(2),
-            ChannelKind::Lite => base | ti::burst_length(4),
+        let mut ti = TiWord::new(0);
+        ti.write(
+            TI::SRC_INC::SET + TI::DEST_INC::SET + TI::WAIT_RESP::SET + TI::BURST_LENGTH.val(beats),
+        );
+        if wide {
+            ti.modify(TI::SRC_WIDTH::SET);
+            if self.wide_writes {
+                ti.modify(TI::DEST_WIDTH::SET);
+            }
         }
+        ti.get()
     }
 
     /// Plans `transfer` on this engine; see [`Plan::new`].
@@ -236,16 +248,14 @@ pub struct Transfer {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Block {
     pub ti: u32,
-    pub source_ad: u32,
-    pub dest_ad: u32,
+    pub source_ad: BusAddr,
+    pub dest_ad: BusAddr,
     pub txfr_len: u32,
 }
 
-/// Converts an ARM physical SDRAM range to the bus address of its start.
-pub fn bus_address(addr: u64, len: u64) -> Result<u32, PlanError> {
-    match addr.checked_add(len) {
-        Some(end) if end <= SDRAM_END => Ok(addr as u32 | SDRAM_BUS_ALIAS),
-        _ => Err(PlanError::NotSdram { addr, len }),
+impl From<NotSdram> for PlanError {
+    fn from(NotSdram { addr, len }: NotSdram) -> Self {
+        PlanError::NotSdram { addr, len }
     }
 }
 
@@ -262,8 +272,8 @@ pub fn bus_address(addr: u64, len: u64) -> Result<u32, PlanError> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Plan {
     transfer: Transfer,
-    source_bus: u32,
-    dest_bus: u32,
+    source_bus: BusAddr,
+    dest_bus: BusAddr,
     chunk: u64,
     ti: u32,
 }
@@ -284,8 +294,8 @@ impl Plan {
         if src < dest && dest < src.saturating_add(len) {
             return Err(PlanError::UpwardOverlap { src, dest, len });
         }
-        let source_bus = bus_address(src, len)?;
-        let dest_bus = bus_address(dest, len)?;
+        let source_bus = PhysAddr(src).to_bus(len)?;
+        let dest_bus = PhysAddr(dest).to_bus(len)?;
         let limit = engine.block_limit();
         if limit == 0 || u64::from(limit) % GRANULE != 0 {
             return Err(PlanError::BadBlockLimit {
@@ -347,14 +357,41 @@ impl Plan {
         }
         let offset = index as u64 * self.chunk;
         let len = self.chunk.min(self.transfer.len - offset);
-        // Offsets stay below `len`, which `bus_address` checked fits in SDRAM.
+        // Offsets stay below `len`, which `to_bus` checked fits in SDRAM.
         Some(Block {
             ti: self.ti,
-            source_ad: self.source_bus + offset as u32,
-            dest_ad: self.dest_bus + offset as u32,
+            source_ad: self.source_bus.offset(offset as u32),
+            dest_ad: self.dest_bus.offset(offset as u32),
             txfr_len: len as u32,
         })
     }
+
+    /// Byte offset into the transfer at which block `index` starts: where a
+    /// copy must resume when blocks before `index` are known complete and
+    /// the rest are not. Blocks run in order and WAIT_RESP lands each one's
+    /// writes before the next starts, and for a downward overlapping move no
+    /// block writes a source byte at or after its own start, so the source
+    /// from this offset on is still intact and resuming there is correct
+    /// even when a full redo would read overwritten bytes.
+    pub fn resume_offset(&self, index: usize) -> u64 {
+        (index as u64 * self.chunk).min(self.transfer.len)
+    }
+}
+
+/// The index in the plan of the block a channel was executing, from its
+/// CONBLK_AD register: `area` is the bus address of the control-block area,
+/// whose slots hold blocks `first..first + len` of the plan. CONBLK_AD is 0
+/// once the chain has ended (the last block's NEXTCONBK), so every block of
+/// the chain completed. `None` when CONBLK_AD points outside the chain.
+pub fn block_in_chain(conblk_ad: u32, area: BusAddr, first: usize, len: usize) -> Option<usize> {
+    if conblk_ad == 0 {
+        return Some(first + len);
+    }
+    conblk_ad
+        .checked_sub(area.0)
+        .map(|off| off as usize)
+        .filter(|off| off % CB_ALIGN == 0 && off / CB_ALIGN < len)
+        .map(|off| first + off / CB_ALIGN)
 }
 
 /// Iterator over a plan's blocks.
@@ -408,20 +445,22 @@ impl ControlBlock {
         reserved: [0; 2],
     };
 
-    /// The block for `block`, chained to the block at bus address `next` (0: last).
-    pub fn new(block: &Block, next: u32) -> Self {
+    /// The block for `block`, chained to the block at bus address `next`
+    /// (`None`: the last block of the chain).
+    pub fn new(block: &Block, next: Option<BusAddr>) -> Self {
+        let nextconbk = next.map_or(0, |bus| bus.0);
         debug_assert_eq!(
-            next as usize % CB_ALIGN,
+            nextconbk as usize % CB_ALIGN,
             0,
             "NEXTCONBK must be 32-byte aligned"
         );
         ControlBlock {
             ti: block.ti,
-            source_ad: block.source_ad,
-            dest_ad: block.dest_ad,
+            source_ad: block.source_ad.0,
+            dest_ad: block.dest_ad.0,
             txfr_len: block.txfr_len,
             stride: 0,
-            nextconbk: next,
+            nextconbk,
             reserved: [0; 2],
         }
     }
@@ -449,8 +488,8 @@ mod tests {
         )
     }
 
-    fn phys(bus: u32) -> u64 {
-        u64::from(bus & !SDRAM_BUS_ALIAS)
+    fn phys(bus: BusAddr) -> u64 {
+        bus.to_phys().0
     }
 
     /// Runs the plan over `mem` (indexed by physical address) the way the
@@ -534,28 +573,53 @@ mod tests {
     #[test]
     fn ti_bits_are_a_plain_incrementing_copy() {
         for kind in [LITE, FULL, ChannelKind::Full { deep_fifo: true }] {
-            let t = kind.ti();
-            assert_eq!(
-                t & (ti::SRC_INC | ti::DEST_INC | ti::WAIT_RESP),
-                ti::SRC_INC | ti::DEST_INC | ti::WAIT_RESP
-            );
-            assert_eq!(t & (ti::TDMODE | ti::INTEN | ti::NO_WIDE_BURSTS), 0);
+            let t = TiWord::new(kind.ti());
+            assert!(t.matches_all(TI::SRC_INC::SET + TI::DEST_INC::SET + TI::WAIT_RESP::SET));
+            for off in [
+                TI::TDMODE,
+                TI::INTEN,
+                TI::NO_WIDE_BURSTS,
+                TI::SRC_IGNORE,
+                TI::DEST_IGNORE,
+                TI::SRC_DREQ,
+                TI::DEST_DREQ,
+            ] {
+                assert!(!t.is_set(off));
+            }
+            assert_eq!((t.read(TI::PERMAP), t.read(TI::WAITS)), (0, 0));
         }
         // Narrow writes clear only DEST_WIDTH.
         let narrow = Engine {
             wide_writes: false,
             ..Engine::new(FULL)
         };
-        assert_eq!(narrow.ti(), FULL.ti() & !ti::DEST_WIDTH);
-        assert_ne!(FULL.ti() & ti::DEST_WIDTH, 0);
+        let wide = TiWord::new(FULL.ti());
+        assert!(wide.is_set(TI::DEST_WIDTH));
+        let mut cleared = wide;
+        cleared.modify(TI::DEST_WIDTH::CLEAR);
+        assert_eq!(narrow.ti(), cleared.get());
         // Lite engines have no 128-bit mode.
-        assert_eq!(LITE.ti() & (ti::SRC_WIDTH | ti::DEST_WIDTH), 0);
+        let lite = TiWord::new(LITE.ti());
+        assert!(!lite.is_set(TI::SRC_WIDTH) && !lite.is_set(TI::DEST_WIDTH));
         // Only the deep-FIFO channels get 8-beat bursts.
-        assert_eq!(
-            ChannelKind::Full { deep_fifo: true }.ti() & ti::BURST_LENGTH_MASK,
-            ti::burst_length(8)
-        );
-        assert_eq!(FULL.ti() & ti::BURST_LENGTH_MASK, ti::burst_length(2));
+        let deep = TiWord::new(ChannelKind::Full { deep_fifo: true }.ti());
+        assert_eq!(deep.read(TI::BURST_LENGTH), 8);
+        assert_eq!(wide.read(TI::BURST_LENGTH), 2);
+        assert_eq!(lite.read(TI::BURST_LENGTH), 4);
+    }
+
+    #[test]
+    fn ti_words_match_the_datasheet_bit_positions() {
+        // SRC_INC bit 8, DEST_INC 4, WAIT_RESP 3, SRC_WIDTH 9, DEST_WIDTH 5,
+        // BURST_LENGTH bits 15:12 (datasheet 4.2.1.2), computed by hand.
+        assert_eq!(ChannelKind::Full { deep_fifo: true }.ti(), 0x0000_8338);
+        assert_eq!(FULL.ti(), 0x0000_2338);
+        assert_eq!(LITE.ti(), 0x0000_4118);
+        let narrow = Engine {
+            wide_writes: false,
+            ..Engine::new(ChannelKind::Full { deep_fifo: true })
+        };
+        assert_eq!(narrow.ti(), 0x0000_8318);
     }
 
     #[test]
@@ -628,7 +692,7 @@ mod tests {
                 len: 0x2000
             })
         );
-        assert_eq!(bus_address(0x8_0000, 4), Ok(0xC008_0000));
+        assert_eq!(PhysAddr(0x8_0000).to_bus(4), Ok(BusAddr(0xC008_0000)));
     }
 
     #[test]
@@ -732,13 +796,46 @@ mod tests {
         assert_eq!(core::mem::align_of::<ControlBlock>(), 32);
         let b = Block {
             ti: 1,
-            source_ad: 2,
-            dest_ad: 3,
+            source_ad: BusAddr(2),
+            dest_ad: BusAddr(3),
             txfr_len: 4,
         };
-        let cb = ControlBlock::new(&b, 0xC000_0040);
+        let cb = ControlBlock::new(&b, Some(BusAddr(0xC000_0040)));
+        // SAFETY: ControlBlock is repr(C), eight u32 words with no padding
+        // (its size is asserted above), so it has the layout of [u32; 8].
         let words: [u32; 8] = unsafe { core::mem::transmute(cb) };
         assert_eq!(words, [1, 2, 3, 4, 0, 0xC000_0040, 0, 0]);
+        assert_eq!(ControlBlock::new(&b, None).nextconbk, 0);
+    }
+
+    #[test]
+    fn conblk_ad_names_the_block_being_executed() {
+        let area = BusAddr(0xC020_0000);
+        // The chain holds blocks 100..110 of the plan.
+        assert_eq!(block_in_chain(0, area, 100, 10), Some(110), "chain ended");
+        assert_eq!(block_in_chain(area.0, area, 100, 10), Some(100));
+        assert_eq!(block_in_chain(area.0 + 9 * 32, area, 100, 10), Some(109));
+        assert_eq!(block_in_chain(area.0 + 10 * 32, area, 100, 10), None);
+        assert_eq!(block_in_chain(area.0 + 16, area, 100, 10), None);
+        assert_eq!(block_in_chain(area.0 - 32, area, 100, 10), None);
+    }
+
+    #[test]
+    fn resume_offsets_are_block_starts_capped_at_the_length() {
+        let p = plan(
+            Transfer {
+                src: 0x11000,
+                dest: 0x10000,
+                len: 0x2800,
+            },
+            FULL,
+            u32::MAX,
+        )
+        .unwrap();
+        assert_eq!(p.block_count(), 3);
+        assert_eq!(p.resume_offset(0), 0);
+        assert_eq!(p.resume_offset(2), 0x2000);
+        assert_eq!(p.resume_offset(3), 0x2800);
     }
 
     proptest! {

@@ -22,6 +22,17 @@ pub const CODE_PARSE_ERROR: u32 = 0x8000_0001;
 /// Bit 31 of a tag's code: the VideoCore answered this tag.
 pub const TAG_RESPONSE: u32 = 1 << 31;
 
+/// The word written to the mailbox for a message at bus address `buffer` on
+/// `channel`: the buffer's address in the high 28 bits, the channel in the
+/// low 4. `None` when the buffer is not 16-byte aligned (its low bits would
+/// change the channel) or the channel does not fit in 4 bits.
+pub const fn mailbox_word(buffer: crate::addr::BusAddr, channel: u8) -> Option<u32> {
+    if buffer.0 & 0xF != 0 || channel > 0xF {
+        return None;
+    }
+    Some(buffer.0 | channel as u32)
+}
+
 /// Tag identifiers (the ones this firmware asks for).
 pub mod tag {
     /// Firmware revision: response u32.
@@ -294,12 +305,6 @@ pub fn choose_dma_channel(mask: u32) -> Option<u8> {
         .or_else(|| channels().next())
 }
 
-/// Bus address the VideoCore uses for ARM physical address `phys` (the
-/// uncached 0xC alias on a Pi 2/3).
-pub const fn bus_address(phys: u32) -> u32 {
-    (phys & 0x3fff_ffff) | 0xc000_0000
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,8 +473,13 @@ mod tests {
     }
 
     #[test]
-    fn bus_addresses() {
-        assert_eq!(bus_address(0x0020_0000), 0xc020_0000);
-        assert_eq!(bus_address(0xc020_0000), 0xc020_0000);
+    fn mailbox_words_carry_the_channel_in_the_low_bits() {
+        use crate::addr::BusAddr;
+        assert_eq!(
+            mailbox_word(BusAddr(0xC020_0000), CHANNEL_PROPERTY),
+            Some(0xC020_0008)
+        );
+        assert_eq!(mailbox_word(BusAddr(0xC020_0004), CHANNEL_PROPERTY), None);
+        assert_eq!(mailbox_word(BusAddr(0xC020_0000), 16), None);
     }
 }

@@ -14,10 +14,7 @@
 //! first 4 KiB (ATAGs at 0x100); the firmware's stack lies above the image,
 //! so nothing else touches this page.
 //!
-//! This file is shared verbatim with the host (`xtask` includes it with
-//! `#[path]`), so both sides agree on the numbers. It must stay free of
-//! dependencies. New commands take the next free number; numbers are never
-//! reused.
+//! New commands take the next free number; numbers are never reused.
 
 /// Physical address of the command words.
 pub const COMMAND_ADDR: u64 = 0x0007_f000;
@@ -63,7 +60,7 @@ impl Command {
         ALL_COMMANDS.into_iter().find(|c| c.number() == number)
     }
 
-    /// A short name for logs.
+    /// A short name for logs and for `cargo xtask sdcard --mode`.
     pub const fn name(self) -> &'static str {
         match self {
             Command::Replay => "replay",
@@ -75,9 +72,15 @@ impl Command {
         }
     }
 
+    /// The command with this [`name`](Self::name).
+    pub fn from_name(name: &str) -> Option<Self> {
+        ALL_COMMANDS.into_iter().find(|c| c.name() == name)
+    }
+
     /// The 64-bit value QEMU's loader device writes (`data=`, `data-len=8`,
     /// stored little-endian): magic in the low word, command in the high one.
-    #[allow(dead_code, reason = "used by the host (xtask), which shares this file")]
+    /// Its eight little-endian bytes are also the `command.bin` a Pi's
+    /// `config.txt` loads.
     pub const fn loader_data(self) -> u64 {
         ((self.number() as u64) << 32) | COMMAND_MAGIC as u64
     }
@@ -104,19 +107,35 @@ impl CommandWord {
     }
 }
 
-/// The address the data-abort test reads: the first byte of the second GiB
-/// above the peripherals, which the MMU leaves unmapped (translation fault).
-pub const DATA_ABORT_ADDRESS: u64 = 0x8000_0000;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Exit codes the firmware ends a run with, besides a mode's own result
-/// (0 success, small numbers a count of failed checks).
-pub mod exit_code {
-    /// A Rust panic.
-    pub const PANIC: u32 = 101;
-    /// A CPU exception.
-    pub const EXCEPTION: u32 = 102;
-    /// Boot could not complete (mailbox, memory layout, heap).
-    pub const BOOT_FAILED: u32 = 103;
-    /// The command word named a command this firmware does not know.
-    pub const UNKNOWN_COMMAND: u32 = 104;
+    #[test]
+    fn loader_word_is_magic_then_command() {
+        let data = Command::BootChecks.loader_data();
+        assert_eq!(data as u32, COMMAND_MAGIC);
+        assert_eq!((data >> 32) as u32, 2);
+        assert_eq!(
+            CommandWord::decode(data as u32, (data >> 32) as u32),
+            CommandWord::Known(Command::BootChecks)
+        );
+        assert_eq!(CommandWord::decode(0, 2), CommandWord::Absent);
+        assert_eq!(
+            CommandWord::decode(COMMAND_MAGIC, 999),
+            CommandWord::Unknown(999)
+        );
+        assert_eq!(COMMAND_MAGIC, 0x4d43_4250);
+    }
+
+    #[test]
+    fn numbers_and_names_are_unique_and_round_trip() {
+        for (i, c) in ALL_COMMANDS.into_iter().enumerate() {
+            assert_eq!(c.number(), i as u32 + 1, "numbers are dense, in order");
+            assert_eq!(Command::from_number(c.number()), Some(c));
+            assert_eq!(Command::from_name(c.name()), Some(c));
+        }
+        assert_eq!(Command::from_number(0), None);
+        assert_eq!(Command::from_name("Replay"), None);
+    }
 }

@@ -1,50 +1,31 @@
-//! The modes that test the boot slice itself: boot checks, a deliberate
-//! panic, a deliberate data abort.
+//! The boot-checks mode: asserts the state boot promises (EL1, MMU and
+//! caches on, mailbox answers, timers running, heap and pool usable).
 
-use crate::command::DATA_ABORT_ADDRESS;
-use crate::logger::send_record;
+use super::Checks;
 use crate::memory::Layout;
 use crate::platform::Platform;
 use crate::{mmu, timer};
 use aarch64_cpu::registers::{CurrentEL, Readable};
 use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::ToString;
 use alloc::vec::Vec;
+use protocol::check::boot as name;
 
-fn check(name: &str, passed: bool, detail: String) -> bool {
-    if passed {
-        defmt::info!("check {=str}: ok ({=str})", name, detail.as_str());
-    } else {
-        defmt::error!("check {=str}: FAILED ({=str})", name, detail.as_str());
-    }
-    send_record(&records::Record::Check {
-        name: name.to_string(),
-        passed,
-        detail,
-    });
-    passed
-}
-
-/// Asserts the state boot promises; returns the number of failed checks.
-pub fn boot_checks(platform: &Platform, layout: &Layout) -> u32 {
-    let mut failed = 0;
-    let mut run = |name: &str, passed: bool, detail: String| {
-        if !check(name, passed, detail) {
-            failed += 1;
-        }
-    };
+/// Runs the boot checks; returns the number that failed.
+pub fn run(platform: &Platform, layout: &Layout) -> u32 {
+    let mut checks = Checks::new();
 
     let el = CurrentEL.read(CurrentEL::EL);
-    run(
-        "el1",
+    checks.check(
+        name::EL1,
         el == 1,
         format!("running at EL{el}, entered at EL{}", platform.entry_el),
     );
 
     let (mmu_on, dcache, icache) = mmu::state();
-    run("mmu", mmu_on, format!("SCTLR_EL1.M = {}", mmu_on as u8));
-    run(
-        "caches",
+    checks.check(name::MMU, mmu_on, format!("SCTLR_EL1.M = {}", mmu_on as u8));
+    checks.check(
+        name::CACHES,
         dcache && icache,
         format!(
             "SCTLR_EL1.C = {}, SCTLR_EL1.I = {}",
@@ -53,8 +34,8 @@ pub fn boot_checks(platform: &Platform, layout: &Layout) -> u32 {
     );
 
     let rev = platform.board.board_revision;
-    run(
-        "board-revision",
+    checks.check(
+        name::BOARD_REVISION,
         rev.is_some(),
         match rev {
             Some(r) => format!("mailbox answered board revision {r:#x}"),
@@ -62,7 +43,7 @@ pub fn boot_checks(platform: &Platform, layout: &Layout) -> u32 {
         },
     );
 
-    let split = match (platform.board.arm_memory, platform.board.vc_memory) {
+    let (split_ok, split) = match (platform.board.arm_memory, platform.board.vc_memory) {
         (Some((ab, asz)), Some((vb, vsz))) => {
             let ok = ab == 0 && asz > 0 && vsz > 0 && ab + asz <= vb;
             (ok, format!("ARM {ab:#x}+{asz:#x}, VC {vb:#x}+{vsz:#x}"))
@@ -72,7 +53,7 @@ pub fn boot_checks(platform: &Platform, layout: &Layout) -> u32 {
             format!("ARM memory {arm:?}, VC memory {vc:?}: not both answered"),
         ),
     };
-    run("memory-split", split.0, split.1);
+    checks.check(name::MEMORY_SPLIT, split_ok, split);
 
     let hz = timer::frequency();
     let t0 = timer::now_ticks();
@@ -82,8 +63,8 @@ pub fn boot_checks(platform: &Platform, layout: &Layout) -> u32 {
         spin = core::hint::black_box(spin.wrapping_add(i));
     }
     let (t1, c1) = (timer::now_ticks(), timer::cycles());
-    run(
-        "timers",
+    checks.check(
+        name::TIMERS,
         hz > 0 && t1 > t0 && c1 > c0,
         format!(
             "CNTFRQ {hz} Hz, counter advanced {} ticks, cycle counter {} cycles",
@@ -95,8 +76,8 @@ pub fn boot_checks(platform: &Platform, layout: &Layout) -> u32 {
     // The heap is usable and lies where the layout says.
     let v: Vec<u64> = (0..1024).collect();
     let addr = v.as_ptr() as usize;
-    run(
-        "heap",
+    checks.check(
+        name::HEAP,
         layout.heap.contains(&addr) && v.iter().sum::<u64>() == 1023 * 1024 / 2,
         format!(
             "a 8 KiB vector at {addr:#x}, heap {:#x}..{:#x}",
@@ -113,35 +94,11 @@ pub fn boot_checks(platform: &Platform, layout: &Layout) -> u32 {
         last.write_volatile(0x5a5a_0002);
         first.read_volatile() == 0x5a5a_0001 && last.read_volatile() == 0x5a5a_0002
     };
-    run(
-        "pool-mapped",
+    checks.check(
+        name::POOL_MAPPED,
         pool_ok,
         format!("pool {:#x}..{:#x}", layout.pool.start, layout.pool.end),
     );
 
-    failed
-}
-
-/// Panics on purpose.
-#[inline(never)]
-pub fn deliberate_panic() -> u32 {
-    panic!("deliberate panic requested by the command word");
-}
-
-/// Reads [`DATA_ABORT_ADDRESS`], which the MMU leaves unmapped: a
-/// translation fault whose report the host test checks.
-#[inline(never)]
-pub fn deliberate_data_abort() -> u32 {
-    defmt::info!(
-        "reading unmapped address {=u64:#x} on purpose",
-        DATA_ABORT_ADDRESS
-    );
-    // SAFETY: not safe at all, on purpose: the read faults and the exception
-    // handler ends the run. It never returns a value.
-    let value = unsafe { core::ptr::read_volatile(DATA_ABORT_ADDRESS as *const u32) };
-    defmt::error!(
-        "the read of an unmapped address returned {=u32:#x} instead of faulting",
-        value
-    );
-    1
+    checks.finish("boot checks")
 }
