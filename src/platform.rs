@@ -77,8 +77,6 @@ pub struct Platform {
     pub entry_el: u64,
     /// `true` under QEMU (timings are emulation timings).
     pub emulated: bool,
-    /// CNTFRQ_EL0.
-    pub timer_hz: u64,
     /// The DMA channel movers use (None: no usable channel).
     pub dma_channel: Option<u8>,
     /// UART clock and divisors in use.
@@ -139,16 +137,16 @@ impl Platform {
             mailbox_error,
             entry_el,
             emulated: detection.emulated,
-            timer_hz: detection.timer_hz,
             dma_channel,
             uart,
             record,
         }
     }
 
-    /// Prints the platform block.
+    /// Prints the platform block: the record's own lines (the same labelled
+    /// values the host's table and page show), then what only the firmware
+    /// knows (UART divisors, the coherent region, the entry level).
     pub fn print(&self, layout: &Layout) {
-        let b = &self.board;
         defmt::info!("---- platform ----");
         if let Some(e) = self.mailbox_error {
             defmt::warn!(
@@ -156,18 +154,14 @@ impl Platform {
                 e.describe()
             );
         }
-        defmt::info!("board revision    {}", Hex(b.board_revision));
-        defmt::info!("board model       {}", Hex(b.board_model));
-        defmt::info!("board serial      {}", Hex64(b.board_serial));
-        defmt::info!("firmware revision {}", Hex(b.firmware_revision));
-        defmt::info!("ARM memory        {}", Mem(b.arm_memory));
-        defmt::info!("VC memory         {}", Mem(b.vc_memory));
-        defmt::info!("ARM clock         {}", Hz(b.arm_clock_hz));
-        defmt::info!("ARM max clock     {}", Hz(b.arm_max_clock_hz));
-        defmt::info!("core clock        {}", Hz(b.core_clock_hz));
-        defmt::info!("UART clock        {}", Hz(b.uart_clock_hz));
+        let fields = self.record.fields();
+        let width = fields.iter().map(|f| f.label().len()).max().unwrap_or(0);
+        for field in &fields {
+            let line = format!("{:<width$}  {}", field.label(), field.value);
+            defmt::info!("{=str}", line.as_str());
+        }
         defmt::info!(
-            "UART              {=u32} baud (IBRD {=u16}, FBRD {=u8}) from {=u32} Hz{=str}",
+            "UART divisors: {=u32} baud (IBRD {=u16}, FBRD {=u8}) from {=u32} Hz{=str}",
             self.uart.divisors.actual_baud,
             self.uart.divisors.integer,
             self.uart.divisors.fraction,
@@ -178,85 +172,21 @@ impl Platform {
                 " (921600 is above clock/16: fastest possible rate)"
             }
         );
-        defmt::info!("timer frequency   {=u64} Hz (CNTFRQ_EL0)", self.timer_hz);
-        match b.temperature_mc {
-            Some(mc) => defmt::info!("temperature       {=u32}.{=u32:03} C", mc / 1000, mc % 1000),
-            None => defmt::info!("temperature       unavailable"),
-        }
-        defmt::info!("DMA channel mask  {}", Hex(b.dma_channel_mask));
         match self.dma_channel {
             Some(ch) => defmt::info!(
-                "DMA channel       {=u8} ({=str} channel; lowest in the mask that is not 0, 2, 3 or 5, full preferred)",
+                "DMA channel {=u8} is a {=str} channel: the lowest in the mask that is not 0, 2, 3 or 5, full preferred",
                 ch,
                 if bcm::mailbox::dma_channel_is_lite(ch) { "lite" } else { "full" }
             ),
-            None => defmt::warn!("DMA channel       none usable: moves fall back to the CPU"),
+            None => defmt::warn!("no usable DMA channel: moves fall back to the CPU"),
         }
+        defmt::info!("pool mapped Normal non-cacheable (as the driver's write-combined CMA pool); heap write-back");
         defmt::info!(
-            "pool              {=usize:#010x}..{=usize:#010x} ({=usize} MiB, non-cacheable)",
-            layout.pool.start,
-            layout.pool.end,
-            layout.pool.len() >> 20
-        );
-        defmt::info!(
-            "heap              {=usize:#010x}..{=usize:#010x} ({=usize} MiB, write-back)",
-            layout.heap.start,
-            layout.heap.end,
-            layout.heap.len() >> 20
-        );
-        defmt::info!(
-            "coherent          {=usize:#010x}..{=usize:#010x} (mailbox buffers, DMA control blocks)",
+            "coherent region {=usize:#010x}..{=usize:#010x} (mailbox buffers, DMA control blocks, non-cacheable)",
             layout.coherent.start,
             layout.coherent.end
         );
-        defmt::info!("entered at        EL{=u64}, running at EL1", self.entry_el);
-        defmt::info!("running on        {=str}", self.record.detection.as_str());
+        defmt::info!("entered at EL{=u64}, running at EL1", self.entry_el);
         defmt::info!("------------------");
-    }
-}
-
-struct Hex(Option<u32>);
-impl defmt::Format for Hex {
-    fn format(&self, f: defmt::Formatter) {
-        match self.0 {
-            Some(v) => defmt::write!(f, "{=u32:#x}", v),
-            None => defmt::write!(f, "unavailable"),
-        }
-    }
-}
-
-struct Hex64(Option<u64>);
-impl defmt::Format for Hex64 {
-    fn format(&self, f: defmt::Formatter) {
-        match self.0 {
-            Some(v) => defmt::write!(f, "{=u64:#x}", v),
-            None => defmt::write!(f, "unavailable"),
-        }
-    }
-}
-
-struct Hz(Option<u32>);
-impl defmt::Format for Hz {
-    fn format(&self, f: defmt::Formatter) {
-        match self.0 {
-            Some(v) => defmt::write!(f, "{=u32} Hz", v),
-            None => defmt::write!(f, "unavailable"),
-        }
-    }
-}
-
-struct Mem(Option<(u32, u32)>);
-impl defmt::Format for Mem {
-    fn format(&self, f: defmt::Formatter) {
-        match self.0 {
-            Some((base, size)) => defmt::write!(
-                f,
-                "base {=u32:#010x} size {=u32:#010x} ({=u32} MiB)",
-                base,
-                size,
-                size >> 20
-            ),
-            None => defmt::write!(f, "unavailable"),
-        }
     }
 }

@@ -110,7 +110,7 @@ impl BuildOptions {
 
 /// Compiles the trace the firmware embeds (POOLBED_TRACE_BIN) with the trace
 /// crate (lenient mode: problems become warnings, as for every bundled trace).
-fn trace_bin(options: &BuildOptions) -> Result<PathBuf> {
+pub fn trace_bin(options: &BuildOptions) -> Result<PathBuf> {
     let dir = target_dir().join("poolbed");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let source = match &options.trace {

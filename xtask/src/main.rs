@@ -2,6 +2,7 @@
 
 mod decode;
 mod firmware;
+mod lint;
 mod listen;
 mod qemu;
 mod report_cmd;
@@ -40,6 +41,8 @@ enum Command {
     Sdcard(sdcard::SdcardArgs),
     /// Host tests, then the tests that run on the target under QEMU.
     Test(test::TestArgs),
+    /// cargo fmt --check and clippy -D warnings, host crates and firmware (what CI checks).
+    Lint(lint::LintArgs),
     /// Replay a trace through the pool core on the host with a modelled mover.
     Sim(sim::SimArgs),
     /// Check a trace or print its statistics.
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Listen(args) => listen::run(args),
         Command::Sdcard(args) => sdcard::run(args),
         Command::Test(args) => test::run(args),
+        Command::Lint(args) => lint::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Trace(args) => trace_cmd::run(args),
         Command::Report(args) => report_cmd::report(args),

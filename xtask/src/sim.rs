@@ -29,7 +29,7 @@ pub struct SimArgs {
     /// then complete asynchronously on a virtual clock. Default: instantaneous.
     #[arg(long, value_parser = parse_latency)]
     pub latency: Option<LatencyModel>,
-    /// Also write the result (DESIGN.md section 5a, "source": "sim") to this file.
+    /// Also write the result (docs/design.md section 5, "source": "sim") to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// Directory for the report (default target/report).

@@ -195,7 +195,12 @@ fn check_boot(cx: &CheckContext<'_>) -> Result<(), String> {
             platform.detection
         )
     })?;
-    ensure(s.log_contains("board revision    0xa02082"), || {
+    let shows_revision = s.log.iter().any(|l| {
+        l.message
+            .starts_with(records::PlatformKey::BoardRevision.label())
+            && l.message.trim_end().ends_with(" 0xa02082")
+    });
+    ensure(shows_revision, || {
         "the platform block does not show 0xa02082".into()
     })?;
     ensure(s.collector.exit_code == Some(0), || {

@@ -5,8 +5,8 @@
 //! emits [`Record`]s; the host feeds them to a [`Collector`], which yields a
 //! [`Report`]. On the wire each record is serialized with postcard and carried
 //! in one defmt message; in `report.json` the same types are written with
-//! serde_json. Field names of [`Report`] and [`RunResult`] follow DESIGN.md
-//! section 5a.
+//! serde_json. Every field of [`Report`] and [`RunResult`] is documented in
+//! `docs/design.md`, section 5.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -99,7 +99,7 @@ pub struct BytesByKind {
 }
 
 /// The result of one run: one policy, one mover, one pool size, one trace.
-/// Field names are those of DESIGN.md section 5a.
+/// Every field is documented in docs/design.md, section 5.4.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     pub policy: Policy,
@@ -240,7 +240,7 @@ impl Record {
     }
 }
 
-/// What `report.json` holds: DESIGN.md section 5a.
+/// What `report.json` holds (docs/design.md, section 5).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub source: Source,

@@ -83,7 +83,7 @@ pub fn page(report: &Report, collector: Option<&Collector>, charts: &[Chart]) ->
     }
     h.push_str("</section>\n");
     h.push_str(
-        "<footer>Files beside this page: report.json (DESIGN.md 5a), records.bin (the record stream; \
+        "<footer>Files beside this page: report.json (docs/design.md, section 5), records.bin (the record stream; \
          <code>cargo xtask report records.bin</code> rebuilds everything), timeline.csv, and the charts as SVG.\
          </footer>\n</body>\n</html>\n",
     );

@@ -5,7 +5,7 @@
 //! while it does, to a [`live::Progress`] for the progress bars. At the end
 //! [`write_dir`] writes the report directory:
 //!
-//! * `report.json` — [`records::Report`], DESIGN.md section 5a;
+//! * `report.json` — [`records::Report`], docs/design.md, section 5;
 //! * `records.bin` — the record stream again ([`stream`]), so everything can be rebuilt;
 //! * `timeline.csv` — one line per sampled event;
 //! * `occupancy.svg`, `fragmentation.svg`, `overflow.svg` — the policies over trace time;
@@ -92,7 +92,7 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     }
     let report: Report = serde_json::from_slice(&bytes).with_context(|| {
         format!(
-            "{} is neither a record stream nor a report.json (DESIGN.md 5a)",
+            "{} is neither a record stream nor a report.json (docs/design.md, section 5)",
             path.display()
         )
     })?;

@@ -25,7 +25,7 @@ pub enum Kind {
 
 /// One column of the summary.
 pub struct Metric {
-    /// The field name in report.json (DESIGN.md 5a), for people matching numbers up.
+    /// The field name in report.json (docs/design.md, section 5), for people matching numbers up.
     pub key: &'static str,
     /// Short column header.
     pub header: &'static str,

@@ -137,7 +137,7 @@ fn files_hold_the_stream_contents() {
         );
     }
 
-    // report.json is DESIGN 5a and reads back as the same report.
+    // report.json follows docs/design.md section 5 and reads back as the same report.
     let json = std::fs::read_to_string(written.file("report.json").unwrap()).unwrap();
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(value["source"], "qemu");

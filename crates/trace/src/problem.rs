@@ -125,7 +125,7 @@ impl ProblemKind {
     /// What lenient mode does with the event.
     pub fn lenient_action(self) -> Action {
         match self {
-            // DESIGN.md: destroy frees the buffer wherever it is, pinned or not.
+            // docs/design.md (section 4.2): destroy frees the buffer wherever it is, pinned or not.
             ProblemKind::DestroyPinned | ProblemKind::TimeBackwards => Action::Applied,
             _ => Action::Skipped,
         }
