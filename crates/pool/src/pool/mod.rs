@@ -10,12 +10,15 @@
 //! buffer at most once per page-in), drm-mm's scan keeps O(log k) per
 //! candidate, defrag walks the resident buffers once to find its segments.
 
+mod inflight;
+
 use crate::freeindex::FreeIndex;
 use crate::mover::{Generation, Location, Move, Mover, Ticket};
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use inflight::InFlight;
 use records::{BufferState, BytesByKind, Policy, Snapshot, SnapshotBuffer};
 use trace::{BufferIndex, Event, EventKind, Madv};
 
@@ -199,23 +202,6 @@ const EMPTY: Buf = Buf {
     older: NONE,
     inflight: None,
 };
-
-/// A move that may not have completed; ranges are in units, [start, end).
-#[derive(Clone, Copy, Debug)]
-struct InFlight {
-    ticket: Ticket,
-    buffer: u32,
-    src: Option<(u32, u32)>,
-    dst: Option<(u32, u32)>,
-}
-
-/// More moves than this in flight are polled at submission, so conflict
-/// checks stay short even when defrag submits many moves in one event.
-const POLL_AT: usize = 32;
-
-fn overlaps(r: Option<(u32, u32)>, a: u32, b: u32) -> bool {
-    matches!(r, Some((s, e)) if s < b && a < e)
-}
 
 /// A contiguous pool with one policy. Moves go through a [`Mover`] given to
 /// each call, so the same pool runs with the firmware's and the simulator's
@@ -446,84 +432,7 @@ impl Pool {
         Ok(())
     }
 
-    /// Waits for every move in flight.
-    pub fn drain<M: Mover + ?Sized>(&mut self, mover: &mut M) {
-        for f in core::mem::take(&mut self.inflight) {
-            mover.wait(f.ticket);
-            self.counters.waits += 1;
-            self.clear_ticket(f.buffer, f.ticket);
-        }
-    }
-
     // ---- moves in flight ----
-
-    fn clear_ticket(&mut self, buffer: u32, ticket: Ticket) {
-        let b = &mut self.bufs[buffer as usize];
-        if b.inflight == Some(ticket) {
-            b.inflight = None;
-        }
-    }
-
-    fn poll<M: Mover + ?Sized>(&mut self, mover: &mut M) {
-        let mut k = 0;
-        while k < self.inflight.len() {
-            let f = self.inflight[k];
-            if mover.poll(f.ticket) {
-                self.inflight.swap_remove(k);
-                self.clear_ticket(f.buffer, f.ticket);
-            } else {
-                k += 1;
-            }
-        }
-    }
-
-    fn submit<M: Mover + ?Sized>(
-        &mut self,
-        mover: &mut M,
-        mv: Move,
-        src: Option<(u32, u32)>,
-        dst: Option<(u32, u32)>,
-    ) {
-        let ticket = mover.submit(&mv);
-        let buffer = mv.buffer();
-        self.inflight.push(InFlight {
-            ticket,
-            buffer,
-            src,
-            dst,
-        });
-        self.bufs[buffer as usize].inflight = Some(ticket);
-        if self.inflight.len() > POLL_AT {
-            self.poll(mover);
-        }
-    }
-
-    /// Before touching a buffer: its move (at most one) must be complete.
-    fn wait_buffer<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32) {
-        if let Some(t) = self.bufs[i as usize].inflight.take() {
-            mover.wait(t);
-            self.counters.waits += 1;
-            if let Some(k) = self.inflight.iter().position(|f| f.ticket == t) {
-                self.inflight.swap_remove(k);
-            }
-        }
-    }
-
-    /// Before writing [a, b): no move may still read or write there.
-    fn wait_range<M: Mover + ?Sized>(&mut self, mover: &mut M, a: u32, b: u32) {
-        let mut k = 0;
-        while k < self.inflight.len() {
-            let f = self.inflight[k];
-            if overlaps(f.src, a, b) || overlaps(f.dst, a, b) {
-                mover.wait(f.ticket);
-                self.counters.waits += 1;
-                self.inflight.swap_remove(k);
-                self.clear_ticket(f.buffer, f.ticket);
-            } else {
-                k += 1;
-            }
-        }
-    }
 
     // ---- MRU list ----
 
