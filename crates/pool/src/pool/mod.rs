@@ -11,6 +11,7 @@
 //! candidate, defrag walks the resident buffers once to find its segments.
 
 mod inflight;
+mod mru;
 
 use crate::freeindex::FreeIndex;
 use crate::mover::{Generation, Location, Move, Mover, Ticket};
@@ -19,6 +20,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use inflight::InFlight;
+use mru::MruList;
 use records::{BufferState, BytesByKind, Policy, Snapshot, SnapshotBuffer};
 use trace::{BufferIndex, Event, EventKind, Madv};
 
@@ -181,9 +183,6 @@ struct Buf {
     dontneed: bool,
     has_content: bool,
     generation: Generation,
-    /// MRU links: `newer` points toward the head (most recently used).
-    newer: u32,
-    older: u32,
     inflight: Option<Ticket>,
 }
 
@@ -198,8 +197,6 @@ const EMPTY: Buf = Buf {
     dontneed: false,
     has_content: false,
     generation: 0,
-    newer: NONE,
-    older: NONE,
     inflight: None,
 };
 
@@ -216,9 +213,8 @@ pub struct Pool {
     by_offset: BTreeMap<u32, u32>,
     /// Resident buffers marked dontneed (pinned and unmoveable ones included).
     purgeable: BTreeSet<u32>,
-    mru_head: u32,
-    mru_tail: u32,
-    resident: usize,
+    /// Exactly the resident buffers, most recently used first.
+    mru: MruList,
     live: usize,
     overflow_bytes: u64,
     inflight: Vec<InFlight>,
@@ -258,9 +254,7 @@ impl Pool {
             bufs: Vec::new(),
             by_offset: BTreeMap::new(),
             purgeable: BTreeSet::new(),
-            mru_head: NONE,
-            mru_tail: NONE,
-            resident: 0,
+            mru: MruList::new(),
             live: 0,
             overflow_bytes: 0,
             inflight: Vec::new(),
@@ -317,13 +311,7 @@ impl Pool {
 
     /// Resident buffers from most to least recently used.
     pub fn mru_order(&self) -> Vec<BufferIndex> {
-        let mut out = Vec::with_capacity(self.resident);
-        let mut c = self.mru_head;
-        while c != NONE && out.len() <= self.resident {
-            out.push(c);
-            c = self.bufs[c as usize].older;
-        }
-        out
+        self.mru.iter().collect()
     }
 
     /// Occupancy now, O(1).
@@ -396,8 +384,7 @@ impl Pool {
                     if self.bufs[i as usize].offset == NONE {
                         self.page_in(mover, i, false);
                     } else {
-                        self.mru_unlink(i);
-                        self.mru_push(i);
+                        self.mru.touch(i);
                     }
                 }
                 EventKind::AddUsecnt => {
@@ -434,38 +421,6 @@ impl Pool {
 
     // ---- moves in flight ----
 
-    // ---- MRU list ----
-
-    fn mru_push(&mut self, i: u32) {
-        let old_head = self.mru_head;
-        let b = &mut self.bufs[i as usize];
-        b.newer = NONE;
-        b.older = old_head;
-        if old_head != NONE {
-            self.bufs[old_head as usize].newer = i;
-        } else {
-            self.mru_tail = i;
-        }
-        self.mru_head = i;
-    }
-
-    fn mru_unlink(&mut self, i: u32) {
-        let Buf { newer, older, .. } = self.bufs[i as usize];
-        if newer != NONE {
-            self.bufs[newer as usize].older = older;
-        } else {
-            self.mru_head = older;
-        }
-        if older != NONE {
-            self.bufs[older as usize].newer = newer;
-        } else {
-            self.mru_tail = newer;
-        }
-        let b = &mut self.bufs[i as usize];
-        b.newer = NONE;
-        b.older = NONE;
-    }
-
     // ---- placement ----
 
     fn evictable(&self, i: u32) -> bool {
@@ -474,12 +429,11 @@ impl Pool {
     }
 
     /// The LRU walk every eviction makes: the first evictable buffer at
-    /// `cursor` or more recently used than it (start at `self.mru_tail`), and
+    /// `cursor` or more recently used than it (start at `self.mru.tail()`), and
     /// where the walk goes on, read before the caller evicts that buffer.
-    fn next_evictable(&self, mut cursor: u32) -> Option<(u32, u32)> {
-        while cursor != NONE {
-            let c = cursor;
-            cursor = self.bufs[c as usize].newer;
+    fn next_evictable(&self, mut cursor: Option<u32>) -> Option<(u32, Option<u32>)> {
+        while let Some(c) = cursor {
+            cursor = self.mru.newer(c);
             if self.evictable(c) {
                 return Some((c, cursor));
             }
@@ -495,8 +449,7 @@ impl Pool {
         if b.dontneed {
             self.purgeable.remove(&i);
         }
-        self.mru_unlink(i);
-        self.resident -= 1;
+        self.mru.unlink(i);
         self.bufs[i as usize].offset = NONE;
         b.offset
     }
@@ -511,9 +464,8 @@ impl Pool {
             self.purgeable.insert(i);
         }
         self.bufs[i as usize].offset = at;
-        self.resident += 1;
         self.overflow_bytes -= b.size;
-        self.mru_push(i);
+        self.mru.push(i);
         let to = self.pool_loc(at);
         let dst = Some((at, at + b.units));
         let mv = if create || !b.has_content {
@@ -684,7 +636,7 @@ impl Pool {
                 return Some(at);
             }
         }
-        let mut cursor = self.mru_tail;
+        let mut cursor = self.mru.tail();
         while let Some((c, next)) = self.next_evictable(cursor) {
             cursor = next;
             self.page_out(mover, c);
@@ -709,7 +661,7 @@ impl Pool {
         // Nothing moves until some run fits.
         let mut runs: BTreeMap<u32, u32> = BTreeMap::new();
         let mut candidates: BTreeMap<u32, u32> = BTreeMap::new();
-        let mut cursor = self.mru_tail;
+        let mut cursor = self.mru.tail();
         while let Some((c, next)) = self.next_evictable(cursor) {
             cursor = next;
             let (o, units) = (self.bufs[c as usize].offset, self.bufs[c as usize].units);
@@ -821,7 +773,7 @@ impl Pool {
             self.compact_segment(mover, s, e);
             return self.free.first_fit(need);
         }
-        let mut cursor = self.mru_tail;
+        let mut cursor = self.mru.tail();
         while let Some((c, next)) = self.next_evictable(cursor) {
             cursor = next;
             let (o, units) = (self.bufs[c as usize].offset, self.bufs[c as usize].units);
@@ -965,11 +917,11 @@ impl Pool {
                 return err(format!("resident #{i} has no content"));
             }
         }
-        if live != self.live || resident != self.resident || self.by_offset.len() != resident {
+        if live != self.live || resident != self.mru.len() || self.by_offset.len() != resident {
             return err(format!(
-                "counts: live {live}/{} resident {resident}/{} indexed {}",
+                "counts: live {live}/{} resident {resident}, MRU list {} indexed {}",
                 self.live,
-                self.resident,
+                self.mru.len(),
                 self.by_offset.len()
             ));
         }
@@ -1000,25 +952,15 @@ impl Pool {
                 self.free.free_units()
             ));
         }
-        // MRU: exactly the resident buffers, links consistent both ways.
-        let (mut c, mut prev, mut n) = (self.mru_head, NONE, 0usize);
-        while c != NONE {
-            let b = &self.bufs[c as usize];
-            if !b.live || b.offset == NONE {
-                return err(format!("MRU list holds non-resident #{c}"));
-            }
-            if b.newer != prev {
-                return err(format!("MRU back link of #{c} is wrong"));
-            }
-            n += 1;
-            if n > resident {
-                return err("MRU list longer than the resident set (cycle?)".into());
-            }
-            prev = c;
-            c = b.older;
-        }
-        if n != resident || self.mru_tail != prev {
-            return err(format!("MRU list holds {n} of {resident} resident buffers"));
+        // MRU: exactly the resident buffers (the counts above match), links
+        // consistent both ways.
+        self.mru.check().or_else(err)?;
+        if let Some(c) = self
+            .mru
+            .iter()
+            .find(|&c| self.bufs[c as usize].offset == NONE)
+        {
+            return err(format!("MRU list holds non-resident #{c}"));
         }
         // Moves in flight: one per buffer, ticket recorded, and no resident
         // buffer other than the mover's own overlaps a range still in use.
