@@ -13,6 +13,7 @@
 mod inflight;
 mod mru;
 mod placement;
+mod policy;
 
 use crate::freeindex::FreeIndex;
 use crate::mover::{Generation, Location, Move, Mover, Ticket};
@@ -395,9 +396,7 @@ impl Pool {
                 }
                 EventKind::RemoveUsecnt => {
                     self.bufs[i as usize].pinned = false;
-                    if self.config.policy == Policy::Compact {
-                        self.slide_down_once(mover, i);
-                    }
+                    self.after_unpin(mover, i);
                 }
                 EventKind::Madv(m) => {
                     let dontneed = m == Madv::DontNeed;
@@ -418,186 +417,6 @@ impl Pool {
         self.last_time_us = event.time_us;
         sink.after_event(&self.metrics());
         Ok(())
-    }
-
-    /// `compact`: an unpinned resident buffer slides down to the end of its
-    /// lower neighbour (or 0) once.
-    fn slide_down_once<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32) {
-        let b = self.bufs[i as usize];
-        if b.offset == NONE || b.unmoveable {
-            return;
-        }
-        let floor = match self.by_offset.range(..b.offset).next_back() {
-            Some((&o, &j)) => o + self.bufs[j as usize].units,
-            None => 0,
-        };
-        if floor < b.offset {
-            self.move_down(mover, i, floor);
-        }
-    }
-
-    fn room_first_fit<M: Mover + ?Sized>(&mut self, mover: &mut M, need: u32) -> Option<u32> {
-        if let Some(at) = self.free.first_fit(need) {
-            return Some(at);
-        }
-        if self.purge_all(mover) > 0 {
-            if let Some(at) = self.free.first_fit(need) {
-                return Some(at);
-            }
-        }
-        let mut cursor = self.mru.tail();
-        while let Some((c, next)) = self.next_evictable(cursor) {
-            cursor = next;
-            self.page_out(mover, c);
-            if let Some(at) = self.free.first_fit(need) {
-                return Some(at);
-            }
-        }
-        None
-    }
-
-    fn room_drm_mm<M: Mover + ?Sized>(&mut self, mover: &mut M, need: u32) -> Option<u32> {
-        if let Some(at) = self.free.best_fit(need) {
-            return Some(at);
-        }
-        if self.purge_all(mover) > 0 {
-            if let Some(at) = self.free.best_fit(need) {
-                return Some(at);
-            }
-        }
-        // The scan: add LRU candidates one by one, keeping the maximal runs
-        // that candidates and the holes next to them would form if evicted.
-        // Nothing moves until some run fits.
-        let mut runs: BTreeMap<u32, u32> = BTreeMap::new();
-        let mut candidates: BTreeMap<u32, u32> = BTreeMap::new();
-        let mut cursor = self.mru.tail();
-        while let Some((c, next)) = self.next_evictable(cursor) {
-            cursor = next;
-            let (o, units) = (self.bufs[c as usize].offset, self.bufs[c as usize].units);
-            candidates.insert(o, c);
-            let (mut start, mut end) = (o, o + units);
-            match runs.range(..o).next_back().map(|(&s, &e)| (s, e)) {
-                Some((s, e)) if e == o => {
-                    runs.remove(&s);
-                    start = s;
-                }
-                _ => {
-                    if let Some((h, _)) = self.free.hole_ending_at(o) {
-                        start = h;
-                    }
-                }
-            }
-            if let Some(e) = runs.remove(&end) {
-                end = e;
-            } else if let Some(l) = self.free.hole_starting_at(end) {
-                end += l;
-            }
-            runs.insert(start, end);
-            if end - start >= need {
-                // Of the two extreme windows, evict under the cheaper one.
-                let cost = |p: u32| -> u64 {
-                    candidates
-                        .range(start..p + need)
-                        .map(|(&co, &ci)| (co, self.bufs[ci as usize].units))
-                        .filter(|&(co, cu)| co + cu > p)
-                        .map(|(_, cu)| cu as u64)
-                        .sum()
-                };
-                let (low, high) = (start, end - need);
-                let p = if cost(high) < cost(low) { high } else { low };
-                let victims: Vec<u32> = candidates
-                    .range(start..p + need)
-                    .filter(|&(&co, &ci)| co + self.bufs[ci as usize].units > p)
-                    .map(|(_, &ci)| ci)
-                    .collect();
-                for v in victims {
-                    self.page_out(mover, v);
-                }
-                debug_assert!(self.free.is_free(p, need));
-                return Some(p);
-            }
-        }
-        None
-    }
-
-    /// Segments of the pool between immovable (pinned or unmoveable)
-    /// resident buffers: (start, end, movable units inside).
-    fn segments(&self) -> Vec<(u32, u32, u32)> {
-        let mut segs = Vec::new();
-        let (mut start, mut movable) = (0u32, 0u32);
-        for (&o, &i) in &self.by_offset {
-            let b = &self.bufs[i as usize];
-            if b.pinned || b.unmoveable {
-                if o > start {
-                    segs.push((start, o, movable));
-                }
-                start = o + b.units;
-                movable = 0;
-            } else {
-                movable += b.units;
-            }
-        }
-        if self.free.units() > start {
-            segs.push((start, self.free.units(), movable));
-        }
-        segs
-    }
-
-    /// Slides every buffer of a segment (all movable) down, in address order.
-    fn compact_segment<M: Mover + ?Sized>(&mut self, mover: &mut M, start: u32, end: u32) {
-        let members: Vec<u32> = self.by_offset.range(start..end).map(|(_, &i)| i).collect();
-        let mut cursor = start;
-        for i in members {
-            let b = self.bufs[i as usize];
-            if b.offset > cursor {
-                self.move_down(mover, i, cursor);
-            }
-            cursor += b.units;
-        }
-    }
-
-    /// `defrag`. A page-in that cannot succeed (no segment between pinned and
-    /// unmoveable buffers is long enough) fails before purging or paging out
-    /// anything. Compaction is confined to the one segment (between
-    /// immovable buffers) that will hold the buffer, and happens only once the
-    /// arithmetic says that segment can: the same page-outs as compacting the
-    /// whole pool every round, far fewer bytes copied.
-    fn room_defrag<M: Mover + ?Sized>(&mut self, mover: &mut M, need: u32) -> Option<u32> {
-        if let Some(at) = self.free.first_fit(need) {
-            return Some(at);
-        }
-        // Pinned and unmoveable buffers stay put: if no segment between them
-        // is long enough, no purge or page-out can help, so none is done.
-        if !self.segments().iter().any(|&(s, e, _)| e - s >= need) {
-            return None;
-        }
-        if self.purge_all(mover) > 0 {
-            if let Some(at) = self.free.first_fit(need) {
-                return Some(at);
-            }
-        }
-        let mut segs = self.segments();
-        let fits = |&(s, e, m): &(u32, u32, u32)| e - s - m >= need;
-        if let Some(&(s, e, _)) = segs.iter().find(|seg| fits(seg)) {
-            self.compact_segment(mover, s, e);
-            return self.free.first_fit(need);
-        }
-        let mut cursor = self.mru.tail();
-        while let Some((c, next)) = self.next_evictable(cursor) {
-            cursor = next;
-            let (o, units) = (self.bufs[c as usize].offset, self.bufs[c as usize].units);
-            self.page_out(mover, c);
-            if let Some(at) = self.free.first_fit(need) {
-                return Some(at);
-            }
-            let k = segs.partition_point(|seg| seg.0 <= o) - 1;
-            segs[k].2 -= units;
-            if fits(&segs[k]) {
-                self.compact_segment(mover, segs[k].0, segs[k].1);
-                return self.free.first_fit(need);
-            }
-        }
-        None
     }
 
     fn destroy<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32) {

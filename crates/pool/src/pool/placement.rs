@@ -11,7 +11,6 @@
 use super::{Pool, NONE};
 use crate::mover::{Location, Move, Mover};
 use alloc::vec::Vec;
-use records::Policy;
 
 impl Pool {
     fn evictable(&self, i: u32) -> bool {
@@ -98,11 +97,7 @@ impl Pool {
         let spot = if need > self.free.units() {
             None
         } else {
-            match self.config.policy {
-                Policy::FirstFit | Policy::Compact => self.room_first_fit(mover, need),
-                Policy::DrmMm => self.room_drm_mm(mover, need),
-                Policy::Defrag => self.room_defrag(mover, need),
-            }
+            self.room(mover, need)
         };
         match spot {
             Some(at) => self.place(mover, i, at, create),
