@@ -1,5 +1,14 @@
 //! The pool: buffers, residency, the MRU order, the four policies and the
-//! moves they cause.
+//! moves they cause. This module holds the pool's state, its configuration,
+//! errors and counters, and [`Pool::apply`], which turns one event into
+//! changes of placement. The rest lives beside it:
+//!
+//! - `placement`: a buffer into and out of the pool (page-in, page-out,
+//!   purge, move down) and the LRU walk every eviction makes;
+//! - `policy`: how each of the four policies finds room, one file each;
+//! - `inflight`: moves submitted and not yet seen complete;
+//! - `mru`: the most-recently-used order of the resident buffers;
+//! - `snapshot` and `invariants`: pictures and checks of the whole state.
 //!
 //! Cost per event (n = live buffers, U = pool units, f = moves in flight):
 //! `use`, `add_usecnt`, `madv` on a resident buffer: O(1) (+ O(log n) for
