@@ -94,10 +94,10 @@ impl Pool {
         }
         // MRU: exactly the resident buffers (the counts above match), links
         // consistent both ways.
-        self.mru.check().or_else(err)?;
+        self.mru.check(&self.bufs).or_else(err)?;
         if let Some(c) = self
             .mru
-            .iter()
+            .iter(&self.bufs)
             .find(|&c| self.bufs[c as usize].offset == NONE)
         {
             return err(format!("MRU list holds non-resident #{c}"));

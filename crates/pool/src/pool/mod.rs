@@ -33,7 +33,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use inflight::InFlight;
-use mru::MruList;
+use mru::{Links, MruList};
 use records::{BytesByKind, Policy};
 use trace::{BufferIndex, Event, EventKind, Madv};
 
@@ -197,6 +197,17 @@ struct Buf {
     has_content: bool,
     generation: Generation,
     inflight: Option<Ticket>,
+    /// Place in the MRU list while resident.
+    mru: Links,
+}
+
+impl mru::Node for Buf {
+    fn links(&self) -> &Links {
+        &self.mru
+    }
+    fn links_mut(&mut self) -> &mut Links {
+        &mut self.mru
+    }
 }
 
 const EMPTY: Buf = Buf {
@@ -211,6 +222,7 @@ const EMPTY: Buf = Buf {
     has_content: false,
     generation: 0,
     inflight: None,
+    mru: Links::UNLINKED,
 };
 
 /// A contiguous pool with one policy. Moves go through a [`Mover`] given to
@@ -331,7 +343,7 @@ impl Pool {
 
     /// Resident buffers from most to least recently used.
     pub fn mru_order(&self) -> Vec<BufferIndex> {
-        self.mru.iter().collect()
+        self.mru.iter(&self.bufs).collect()
     }
 
     /// Occupancy now, O(1).
@@ -404,7 +416,7 @@ impl Pool {
                     if self.bufs[i as usize].offset == NONE {
                         self.page_in(mover, i, false);
                     } else {
-                        self.mru.touch(i);
+                        self.mru.touch(&mut self.bufs, i);
                     }
                 }
                 EventKind::AddUsecnt => {

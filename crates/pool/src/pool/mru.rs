@@ -1,41 +1,62 @@
 //! The most-recently-used order of the resident buffers: a doubly linked list
-//! over buffer indices, with the links kept in a vector indexed by buffer.
-//! Push, unlink and a step of a walk in either direction are O(1), so a `use`
-//! of a resident buffer costs O(1) and an eviction walks from the least
-//! recently used end without searching.
+//! over buffer indices. The list holds the ends and the length; each node's
+//! two links live in the caller's own record for that index (the pool's
+//! `Buf`), which every call is given as a slice, so a `use` touches one record
+//! per buffer it relinks and no second table. Push, unlink, touch and a step
+//! of a walk in either direction are O(1): a `use` of a resident buffer costs
+//! O(1), and an eviction walks from the least recently used end without
+//! searching.
 
 use alloc::format;
 use alloc::string::String;
-use alloc::vec::Vec;
 
 /// End of the list.
 const NONE: u32 = u32::MAX;
 
+/// A node's place in an [`MruList`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Links {
+pub(super) struct Links {
     /// Toward the head (more recently used).
     newer: u32,
     /// Toward the tail (less recently used).
     older: u32,
 }
 
-const UNLINKED: Links = Links {
-    newer: NONE,
-    older: NONE,
-};
+impl Links {
+    /// Not in the list, or alone in it.
+    pub(super) const UNLINKED: Links = Links {
+        newer: NONE,
+        older: NONE,
+    };
+}
 
-/// Buffer indices from most (head) to least (tail) recently used. An index
-/// is in the list at most once.
+/// A record that carries the [`Links`] of its index.
+pub(super) trait Node {
+    fn links(&self) -> &Links;
+    fn links_mut(&mut self) -> &mut Links;
+}
+
+impl Node for Links {
+    fn links(&self) -> &Links {
+        self
+    }
+    fn links_mut(&mut self) -> &mut Links {
+        self
+    }
+}
+
+fn index(i: u32) -> Option<u32> {
+    (i != NONE).then_some(i)
+}
+
+/// Indices into a slice of [`Node`]s from most (head) to least (tail)
+/// recently used; an index is in the list at most once. Every call on one list
+/// must be given the same slice (it may grow between calls).
 #[derive(Clone, Debug)]
 pub(super) struct MruList {
     head: u32,
     tail: u32,
     len: usize,
-    links: Vec<Links>,
-}
-
-fn index(i: u32) -> Option<u32> {
-    (i != NONE).then_some(i)
 }
 
 impl MruList {
@@ -44,7 +65,6 @@ impl MruList {
             head: NONE,
             tail: NONE,
             len: 0,
-            links: Vec::new(),
         }
     }
 
@@ -53,10 +73,10 @@ impl MruList {
     }
 
     /// Whether `i` is in the list.
-    pub(super) fn contains(&self, i: u32) -> bool {
-        self.links
+    pub(super) fn contains<N: Node>(&self, nodes: &[N], i: u32) -> bool {
+        nodes
             .get(i as usize)
-            .is_some_and(|l| l.newer != NONE || self.head == i)
+            .is_some_and(|n| n.links().newer != NONE || self.head == i)
     }
 
     /// The most recently used index.
@@ -69,83 +89,91 @@ impl MruList {
         index(self.tail)
     }
 
-    /// The next more recently used index after `i` (which is in the list).
+    /// The index used next more recently than `i` (which is in the list).
     #[inline]
-    pub(super) fn newer(&self, i: u32) -> Option<u32> {
-        index(self.links[i as usize].newer)
+    pub(super) fn newer<N: Node>(&self, nodes: &[N], i: u32) -> Option<u32> {
+        index(nodes[i as usize].links().newer)
     }
 
-    /// The next less recently used index after `i` (which is in the list).
+    /// The index used next less recently than `i` (which is in the list).
     #[inline]
-    pub(super) fn older(&self, i: u32) -> Option<u32> {
-        index(self.links[i as usize].older)
+    pub(super) fn older<N: Node>(&self, nodes: &[N], i: u32) -> Option<u32> {
+        index(nodes[i as usize].links().older)
     }
 
     /// Makes `i`, which is not in the list, the most recently used.
     #[inline]
-    pub(super) fn push(&mut self, i: u32) {
-        debug_assert!(i != NONE && !self.contains(i));
-        if self.links.len() <= i as usize {
-            self.links.resize(i as usize + 1, UNLINKED);
-        }
-        let old_head = self.head;
-        self.links[i as usize] = Links {
-            newer: NONE,
-            older: old_head,
-        };
-        if old_head != NONE {
-            self.links[old_head as usize].newer = i;
-        } else {
-            self.tail = i;
-        }
-        self.head = i;
+    pub(super) fn push<N: Node>(&mut self, nodes: &mut [N], i: u32) {
+        debug_assert!(i != NONE && !self.contains(nodes, i));
+        self.link_at_head(nodes, i);
         self.len += 1;
     }
 
     /// Takes `i`, which is in the list, out of it.
     #[inline]
-    pub(super) fn unlink(&mut self, i: u32) {
-        debug_assert!(self.contains(i));
-        let Links { newer, older } = self.links[i as usize];
-        if newer != NONE {
-            self.links[newer as usize].older = older;
-        } else {
-            self.head = older;
-        }
-        if older != NONE {
-            self.links[older as usize].newer = newer;
-        } else {
-            self.tail = newer;
-        }
-        self.links[i as usize] = UNLINKED;
+    pub(super) fn unlink<N: Node>(&mut self, nodes: &mut [N], i: u32) {
+        debug_assert!(self.contains(nodes, i));
+        self.cut(nodes, i);
         self.len -= 1;
     }
 
     /// Makes `i`, which is in the list, the most recently used.
     #[inline]
-    pub(super) fn touch(&mut self, i: u32) {
-        self.unlink(i);
-        self.push(i);
+    pub(super) fn touch<N: Node>(&mut self, nodes: &mut [N], i: u32) {
+        debug_assert!(self.contains(nodes, i));
+        self.cut(nodes, i);
+        self.link_at_head(nodes, i);
+    }
+
+    #[inline]
+    fn link_at_head<N: Node>(&mut self, nodes: &mut [N], i: u32) {
+        let old_head = self.head;
+        *nodes[i as usize].links_mut() = Links {
+            newer: NONE,
+            older: old_head,
+        };
+        if old_head != NONE {
+            nodes[old_head as usize].links_mut().newer = i;
+        } else {
+            self.tail = i;
+        }
+        self.head = i;
+    }
+
+    #[inline]
+    fn cut<N: Node>(&mut self, nodes: &mut [N], i: u32) {
+        let Links { newer, older } = *nodes[i as usize].links();
+        if newer != NONE {
+            nodes[newer as usize].links_mut().older = older;
+        } else {
+            self.head = older;
+        }
+        if older != NONE {
+            nodes[older as usize].links_mut().newer = newer;
+        } else {
+            self.tail = newer;
+        }
+        *nodes[i as usize].links_mut() = Links::UNLINKED;
     }
 
     /// From most to least recently used. Stops after `len` indices, so a
     /// broken list cannot make it loop.
-    pub(super) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+    pub(super) fn iter<'a, N: Node>(&'a self, nodes: &'a [N]) -> impl Iterator<Item = u32> + 'a {
         let mut cursor = self.head();
         (0..self.len).map_while(move |_| {
             let c = cursor?;
-            cursor = self.older(c);
+            cursor = self.older(nodes, c);
             Some(c)
         })
     }
 
     /// Checks that the links agree both ways, the walk from the head ends at
-    /// the tail after exactly `len` indices, and unlisted indices hold no
-    /// links.
-    pub(super) fn check(&self) -> Result<(), String> {
+    /// the tail after exactly `len` indices, and no node outside the list
+    /// holds links.
+    pub(super) fn check<N: Node>(&self, nodes: &[N]) -> Result<(), String> {
         let (mut c, mut prev, mut n) = (self.head, NONE, 0usize);
         while c != NONE {
-            let Some(l) = self.links.get(c as usize) else {
+            let Some(l) = nodes.get(c as usize).map(Node::links) else {
                 return Err(format!("MRU list links to #{c}, which has no entry"));
             };
             if l.newer != prev {
@@ -167,7 +195,10 @@ impl MruList {
                 self.len, self.tail
             ));
         }
-        let linked = self.links.iter().filter(|l| **l != UNLINKED).count();
+        let linked = nodes
+            .iter()
+            .filter(|l| *l.links() != Links::UNLINKED)
+            .count();
         // A list of one has no links at all.
         if linked != n.saturating_sub(usize::from(n == 1)) {
             return Err(format!("{linked} MRU entries hold links, {n} listed"));
@@ -179,146 +210,185 @@ impl MruList {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
 
-    fn order(l: &MruList) -> Vec<u32> {
-        l.iter().collect()
+    /// A list and its nodes, checked after every change.
+    struct Fixture {
+        list: MruList,
+        nodes: Vec<Links>,
     }
 
-    /// The walk an eviction makes: from the tail toward the head.
-    fn from_tail(l: &MruList) -> Vec<u32> {
-        let mut out = Vec::new();
-        let mut c = l.tail();
-        while let Some(i) = c {
-            out.push(i);
-            c = l.newer(i);
+    impl Fixture {
+        fn new(n: usize) -> Fixture {
+            Fixture {
+                list: MruList::new(),
+                nodes: vec![Links::UNLINKED; n],
+            }
         }
-        out
-    }
 
-    fn checked(l: &MruList) {
-        l.check().unwrap();
-        let mut back = from_tail(l);
-        back.reverse();
-        assert_eq!(back, order(l));
-        assert_eq!(l.len(), order(l).len());
+        fn push(&mut self, i: u32) {
+            self.list.push(&mut self.nodes, i);
+            self.checked();
+        }
+
+        fn unlink(&mut self, i: u32) {
+            self.list.unlink(&mut self.nodes, i);
+            self.checked();
+        }
+
+        fn touch(&mut self, i: u32) {
+            self.list.touch(&mut self.nodes, i);
+            self.checked();
+        }
+
+        fn contains(&self, i: u32) -> bool {
+            self.list.contains(&self.nodes, i)
+        }
+
+        fn order(&self) -> Vec<u32> {
+            self.list.iter(&self.nodes).collect()
+        }
+
+        /// The walk an eviction makes: from the tail toward the head.
+        fn walk_from_tail(&self) -> Vec<u32> {
+            let mut out = Vec::new();
+            let mut c = self.list.tail();
+            while let Some(i) = c {
+                out.push(i);
+                c = self.list.newer(&self.nodes, i);
+            }
+            out
+        }
+
+        fn checked(&self) {
+            self.list.check(&self.nodes).unwrap();
+            let mut back = self.walk_from_tail();
+            back.reverse();
+            assert_eq!(back, self.order());
+            assert_eq!(self.list.len(), self.order().len());
+        }
     }
 
     #[test]
     fn empty() {
-        let l = MruList::new();
-        checked(&l);
-        assert_eq!((l.head(), l.tail(), l.len()), (None, None, 0));
-        assert!(!l.contains(0));
-        assert_eq!(order(&l), []);
+        let f = Fixture::new(4);
+        f.checked();
+        assert_eq!(
+            (f.list.head(), f.list.tail(), f.list.len()),
+            (None, None, 0)
+        );
+        assert!(!f.contains(0) && !f.contains(9));
+        assert_eq!(f.order(), []);
     }
 
     #[test]
     fn single() {
-        let mut l = MruList::new();
-        l.push(5);
-        checked(&l);
-        assert_eq!((l.head(), l.tail()), (Some(5), Some(5)));
-        assert_eq!((l.newer(5), l.older(5)), (None, None));
-        assert!(l.contains(5) && !l.contains(4) && !l.contains(6));
-        l.touch(5);
-        checked(&l);
-        assert_eq!(order(&l), [5]);
-        l.unlink(5);
-        checked(&l);
-        assert_eq!((l.head(), l.tail(), l.len()), (None, None, 0));
-        assert!(!l.contains(5));
+        let mut f = Fixture::new(8);
+        f.push(5);
+        assert_eq!((f.list.head(), f.list.tail()), (Some(5), Some(5)));
+        assert_eq!(
+            (f.list.newer(&f.nodes, 5), f.list.older(&f.nodes, 5)),
+            (None, None)
+        );
+        assert!(f.contains(5) && !f.contains(4) && !f.contains(6));
+        f.touch(5);
+        assert_eq!(f.order(), [5]);
+        f.unlink(5);
+        assert_eq!(
+            (f.list.head(), f.list.tail(), f.list.len()),
+            (None, None, 0)
+        );
+        assert!(!f.contains(5));
     }
 
     #[test]
     fn push_puts_the_newest_at_the_head() {
-        let mut l = MruList::new();
+        let mut f = Fixture::new(8);
         for i in [3, 0, 7, 1] {
-            l.push(i);
-            checked(&l);
+            f.push(i);
         }
-        assert_eq!(order(&l), [1, 7, 0, 3]);
-        assert_eq!(from_tail(&l), [3, 0, 7, 1]);
-        assert_eq!((l.head(), l.tail()), (Some(1), Some(3)));
-        assert_eq!((l.newer(0), l.older(0)), (Some(7), Some(3)));
+        assert_eq!(f.order(), [1, 7, 0, 3]);
+        assert_eq!(f.walk_from_tail(), [3, 0, 7, 1]);
+        assert_eq!((f.list.head(), f.list.tail()), (Some(1), Some(3)));
+        assert_eq!(
+            (f.list.newer(&f.nodes, 0), f.list.older(&f.nodes, 0)),
+            (Some(7), Some(3))
+        );
     }
 
     #[test]
     fn unlink_head_middle_and_tail() {
-        let mut l = MruList::new();
+        let mut f = Fixture::new(5);
         for i in 0..5 {
-            l.push(i);
+            f.push(i);
         }
-        l.unlink(2);
-        checked(&l);
-        assert_eq!(order(&l), [4, 3, 1, 0]);
-        l.unlink(4);
-        checked(&l);
-        assert_eq!(order(&l), [3, 1, 0]);
-        l.unlink(0);
-        checked(&l);
-        assert_eq!(order(&l), [3, 1]);
-        assert!(!l.contains(0) && !l.contains(2) && !l.contains(4));
-        l.push(2);
-        checked(&l);
-        assert_eq!(order(&l), [2, 3, 1]);
+        f.unlink(2);
+        assert_eq!(f.order(), [4, 3, 1, 0]);
+        f.unlink(4);
+        assert_eq!(f.order(), [3, 1, 0]);
+        f.unlink(0);
+        assert_eq!(f.order(), [3, 1]);
+        assert!(!f.contains(0) && !f.contains(2) && !f.contains(4));
+        f.push(2);
+        assert_eq!(f.order(), [2, 3, 1]);
     }
 
     #[test]
     fn touch_moves_to_the_head() {
-        let mut l = MruList::new();
+        let mut f = Fixture::new(4);
         for i in 0..4 {
-            l.push(i);
+            f.push(i);
         }
-        l.touch(0);
-        checked(&l);
-        assert_eq!(order(&l), [0, 3, 2, 1]);
-        l.touch(2);
-        checked(&l);
-        assert_eq!(order(&l), [2, 0, 3, 1]);
-        l.touch(2);
-        checked(&l);
-        assert_eq!(order(&l), [2, 0, 3, 1]);
-        assert_eq!(from_tail(&l), [1, 3, 0, 2]);
+        f.touch(0);
+        assert_eq!(f.order(), [0, 3, 2, 1]);
+        f.touch(2);
+        assert_eq!(f.order(), [2, 0, 3, 1]);
+        f.touch(2);
+        assert_eq!(f.order(), [2, 0, 3, 1]);
+        f.touch(1);
+        assert_eq!(f.order(), [1, 2, 0, 3]);
+        assert_eq!(f.walk_from_tail(), [3, 0, 2, 1]);
+        assert_eq!(f.list.len(), 4);
     }
 
     /// An eviction walk reads the next index before it unlinks the current one.
     #[test]
     fn walk_from_the_tail_while_unlinking() {
-        let mut l = MruList::new();
+        let mut f = Fixture::new(6);
         for i in 0..6 {
-            l.push(i);
+            f.push(i);
         }
         let mut evicted = Vec::new();
-        let mut c = l.tail();
+        let mut c = f.list.tail();
         while let Some(i) = c {
-            c = l.newer(i);
+            c = f.list.newer(&f.nodes, i);
             if i % 2 == 0 {
-                l.unlink(i);
+                f.unlink(i);
                 evicted.push(i);
-                checked(&l);
             }
         }
         assert_eq!(evicted, [0, 2, 4]);
-        assert_eq!(order(&l), [5, 3, 1]);
+        assert_eq!(f.order(), [5, 3, 1]);
     }
 
     #[test]
     fn check_finds_broken_links() {
-        let mut l = MruList::new();
+        let mut f = Fixture::new(4);
         for i in 0..3 {
-            l.push(i);
+            f.push(i);
         }
-        let mut cycle = l.clone();
-        cycle.links[0].older = 2;
-        assert!(cycle.check().is_err());
-        let mut back = l.clone();
-        back.links[1].newer = 0;
-        assert!(back.check().is_err());
-        let mut short = l.clone();
-        short.len = 2;
-        assert!(short.check().is_err());
-        let mut stray = l;
-        stray.links.push(Links { newer: 1, older: 0 });
-        assert!(stray.check().is_err());
+        let broken = |edit: &dyn Fn(&mut MruList, &mut Vec<Links>)| {
+            let (mut list, mut nodes) = (f.list.clone(), f.nodes.clone());
+            edit(&mut list, &mut nodes);
+            list.check(&nodes).is_err()
+        };
+        assert!(broken(&|_, n| n[0].older = 2));
+        assert!(broken(&|_, n| n[1].newer = 0));
+        assert!(broken(&|l, _| l.len = 2));
+        assert!(broken(&|l, _| l.tail = 1));
+        assert!(broken(&|_, n| n[3] = Links { newer: 1, older: 0 }));
+        assert!(broken(&|_, n| n.truncate(2)));
+        assert!(!broken(&|_, _| ()));
     }
 }

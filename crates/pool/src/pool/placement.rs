@@ -23,7 +23,7 @@ impl Pool {
     /// where the walk goes on, read before the caller evicts that buffer.
     pub(super) fn next_evictable(&self, mut cursor: Option<u32>) -> Option<(u32, Option<u32>)> {
         while let Some(c) = cursor {
-            cursor = self.mru.newer(c);
+            cursor = self.mru.newer(&self.bufs, c);
             if self.evictable(c) {
                 return Some((c, cursor));
             }
@@ -39,7 +39,7 @@ impl Pool {
         if b.dontneed {
             self.purgeable.remove(&i);
         }
-        self.mru.unlink(i);
+        self.mru.unlink(&mut self.bufs, i);
         self.bufs[i as usize].offset = NONE;
         b.offset
     }
@@ -55,7 +55,7 @@ impl Pool {
         }
         self.bufs[i as usize].offset = at;
         self.overflow_bytes -= b.size;
-        self.mru.push(i);
+        self.mru.push(&mut self.bufs, i);
         let to = self.pool_loc(at);
         let dst = Some((at, at + b.units));
         let mv = if create || !b.has_content {
