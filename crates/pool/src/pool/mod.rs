@@ -17,7 +17,7 @@
 //! O(log n + log U) plus O(f) conflict checks. Only a page-in that does not fit
 //! scans: purge visits the purgeable set, eviction walks the LRU order (each
 //! buffer at most once per page-in), drm-mm's scan keeps O(log k) per
-//! candidate, defrag walks the resident buffers once to find its segments.
+//! candidate, defrag walks the resident buffers to find its segments.
 
 mod inflight;
 mod invariants;

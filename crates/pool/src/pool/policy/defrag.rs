@@ -1,7 +1,8 @@
-//! `defrag`: first fit; without a hole, purge, then compact the segment
-//! (between pinned and unmoveable buffers) that can hold the buffer, paging
-//! out from the least recently used up until one can. Finding the segments
-//! walks the resident buffers once.
+//! `defrag`: compaction before eviction. First fit; when nothing fits, purge,
+//! then compact the one segment between pinned and unmoveable buffers that
+//! can hold the buffer, paging out from the least recently used end until
+//! some segment can. A page-in that does not fit walks the resident buffers
+//! to find the segments, O(n).
 
 use crate::mover::Mover;
 use crate::pool::Pool;
