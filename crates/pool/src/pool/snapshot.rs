@@ -1,6 +1,6 @@
 //! Pictures of the pool: where every live buffer is and whether it may move.
 //! The replay takes one at a few marked events for the report's animation;
-//! each is O(n).
+//! each walks every buffer created so far.
 
 use super::{Buf, Pool, NONE};
 use alloc::vec::Vec;
