@@ -1,5 +1,5 @@
-//! The contiguous-pool core: placement, the four policies of DESIGN.md
-//! section 5, the moves they cause, metrics, and the replay loop shared by the
+//! The contiguous-pool core: placement, the four policies of docs/design.md
+//! section 4, the moves they cause, metrics, and the replay loop shared by the
 //! host simulator and the firmware. No hardware knowledge; `no_std` + `alloc`.
 //!
 //! - [`Pool`]: buffers, residency, MRU order, policies; every change of

@@ -264,7 +264,7 @@ fn largest_gap_between_immovables(p: &Pool) -> u64 {
 
 // ---- the reference model for first-fit and compact ----
 
-/// The rules of DESIGN.md section 5 for first-fit and compact, written
+/// The rules of docs/design.md (sections 4.4, 4.5) for first-fit and compact, written
 /// with linear scans and no cleverness.
 #[derive(Default)]
 struct Reference {

@@ -1,4 +1,4 @@
-//! Hand-made scenarios for each policy (DESIGN.md section 5).
+//! Hand-made scenarios for each policy (docs/design.md, section 4).
 
 mod common;
 use common::*;
