@@ -1,5 +1,6 @@
 //! `cargo xtask <verb>`: everything a user or CI does, in one place.
 
+mod card_image;
 mod decode;
 mod firmware;
 mod lint;
