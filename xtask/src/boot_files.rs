@@ -249,20 +249,33 @@ fn installed_version() -> Option<String> {
     (out.status.success() && !version.is_empty()).then_some(version)
 }
 
-/// The newest cached version whose files match its `SHA256SUMS`; a damaged
-/// one is passed over with a note (and replaced by the next fetch).
+/// The most recently stored cached version whose files match its
+/// `SHA256SUMS`; a damaged one is passed over with a note (and replaced when
+/// the same version is fetched again). `.partial` directories (an
+/// interrupted store) and the apt work directory are not versions.
 fn cached(cache: &Path) -> Result<Option<BootFiles>> {
     let entries = match std::fs::read_dir(cache) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(error).with_context(|| format!("reading {}", cache.display())),
     };
-    let mut dirs: Vec<PathBuf> = entries
+    let mut dirs: Vec<(std::time::SystemTime, PathBuf)> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir() && p.join(SUMS_FILE).is_file())
+        .filter(|p| {
+            let hidden = p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            !hidden && p.is_dir() && p.join(SUMS_FILE).is_file()
+        })
+        .map(|p| {
+            let stored = std::fs::metadata(p.join(SUMS_FILE))
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            (stored, p)
+        })
         .collect();
     dirs.sort();
-    for dir in dirs.iter().rev() {
+    for (_, dir) in dirs.iter().rev() {
         match verified(dir) {
             Ok(files) => return Ok(Some(files)),
             Err(error) => eprintln!("note: not using {}: {error:#}", dir.display()),
@@ -1068,6 +1081,19 @@ deb [arch=amd64 signed-by=/etc/apt/keyrings/x.gpg] http://ftp.example/debian/ tr
         assert!(fetched);
         assert_eq!(again.files[1].bytes, START);
         assert_eq!(std::fs::read(dir.join("start.elf")).unwrap(), START);
+    }
+
+    #[test]
+    fn an_interrupted_store_is_not_a_cache_hit() {
+        let root = tempfile::tempdir().unwrap();
+        let (installed, cache) = (root.path().join("none"), root.path().join("cache"));
+        let deb = root.path().join("raspi-firmware.deb");
+        std::fs::write(&deb, raspi_deb(".xz", xz, None)).unwrap();
+        locate_in(None, &installed, &cache, |_| Ok(deb.clone())).unwrap();
+        let dir = cache.join("1_1.20220830+ds-1");
+        assert!(cached(&cache).unwrap().is_some());
+        std::fs::rename(&dir, cache.join(".1_1.20220830+ds-1.partial")).unwrap();
+        assert!(cached(&cache).unwrap().is_none());
     }
 
     #[test]
