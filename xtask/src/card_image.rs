@@ -11,13 +11,13 @@
 //!   reads `config.txt` and loads the kernel (Raspberry Pi documentation,
 //!   "Boot sequence" / "bootflow" for the BCM2837, and "The boot folder").
 //! - Partition type 0x0c (FAT32, LBA): what Raspberry Pi OS images use (pi-gen
-//!   `export-image/prerun.sh`: `fdisk ... t c`). The BCM2837 ROM knows the MBR
-//!   FAT types but not 0xef (EFI system), and the ROM cannot be updated
+//!   `export-image/prerun.sh`: `fdisk ... t c`). The BCM2837 ROM also boots
+//!   0x0b but not 0xef (EFI system), and the ROM cannot be updated
 //!   (raspberrypi/firmware issue 1711).
-//! - Boot flag 0x00: the ROM does not look at it; pi-gen never sets it
-//!   (its fdisk script has no `a` command), and those images boot.
-//! - Start at 4 MiB (LBA 8192): pi-gen's start sector and alignment, the size
-//!   of an SD card allocation unit, so FAT writes do not straddle erase blocks.
+//! - Boot flag 0x00: pi-gen never sets it (its fdisk script has no `a`
+//!   command) and those images boot, so the ROM does not need it.
+//! - Start at 4 MiB (LBA 8192): pi-gen's start sector and alignment, and a
+//!   common SD card allocation unit, so FAT writes do not straddle one.
 //! - FAT32 with 512-byte clusters (one sector per cluster): "All Raspberry Pi
 //!   OS images use FAT-32 with either 1 or 4 sectors per cluster. For maximum
 //!   compatibility I would suggest using that" (a Raspberry Pi engineer,
@@ -34,8 +34,9 @@
 //!   reader that knows only short names, as the ROM may, finds it. fatfs
 //!   also writes a long-name (VFAT) entry before every short one, as Linux
 //!   does for lower-case names since `shortname=mixed` became its default
-//!   (kernel commit 955234755ce4), which is how Raspberry Pi OS cards are
-//!   written; short-name-only readers skip those entries. [`write_image`]
+//!   (kernel commit 955234755ce4); pi-gen copies the boot files onto such a
+//!   mount, so Raspberry Pi OS cards carry the same pairs. Short-name-only
+//!   readers skip the long-name entries (attribute 0x0F). [`write_image`]
 //!   refuses names that are not 8.3, where the short name would be a
 //!   generated `NAME~1` the firmware never asks for.
 //!
@@ -136,8 +137,10 @@ pub fn write_image(path: &Path, files: &[(&str, &[u8])]) -> Result<ImageLayout> 
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    write_sparse(&partial, &mbr, &layout, &partition)
-        .with_context(|| format!("writing {}", partial.display()))?;
+    if let Err(error) = write_sparse(&partial, &mbr, &layout, &partition) {
+        let _ = std::fs::remove_file(&partial);
+        return Err(error).with_context(|| format!("writing {}", partial.display()));
+    }
     std::fs::rename(&partial, path)
         .with_context(|| format!("renaming {} to {}", partial.display(), path.display()))?;
     Ok(layout)
@@ -313,8 +316,8 @@ fn fat32_volume(bytes: u64, files: &[(&str, &[u8])], volume_id: u32) -> Result<V
             file.flush()?;
         }
         // Counting the free clusters fills in FSInfo's free count, which
-        // unmount writes; left unknown (0xFFFFFFFF, allowed) fsck.fat
-        // mentions it, and a reader that trusts the count would rescan.
+        // unmount writes; left unknown (0xFFFFFFFF, allowed), fsck.fat
+        // mentions it and every reader has to count for itself.
         fs.stats()?;
         fs.unmount().context("closing the FAT32 partition")?;
     }
