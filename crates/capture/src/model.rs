@@ -1197,6 +1197,11 @@ impl Model<'_> {
                     return;
                 };
                 let obj = self.dmabufs[d].obj;
+                // A dma-buf fd received from elsewhere: its close is recorded from now on.
+                if !self.proc().fds.contains_key(dmabuf_fd) {
+                    self.dmabufs[d].fds += 1;
+                    self.proc().fds.insert(*dmabuf_fd, FdRef::Dmabuf(d));
+                }
                 let Some(f) = self.drm_file(r.fd) else { return };
                 let file = &mut self.procs[self.process].files[f];
                 match file.handles.get(handle) {
