@@ -14,7 +14,9 @@
 use crate::out;
 use crate::real::{errno, now_ns, real, set_errno};
 use capture::raw::{Body, Record};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 use std::sync::Mutex;
 
 /// Mappings followed at once; more stops the recording.
@@ -102,7 +104,9 @@ fn install() -> bool {
     if INSTALLED.load(Ordering::Acquire) {
         return true;
     }
-    let Some(sigaction) = real().sigaction else { return false };
+    let Some(sigaction) = real().sigaction else {
+        return false;
+    };
     // SAFETY: zeroed sigaction is valid; we fill the handler, flags and mask.
     let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
     let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = on_sigsegv;
@@ -145,7 +149,10 @@ pub fn mapped(start: usize, len: usize, prot: i32, fd: i32, handle: u32) {
         out::disable("cannot install a SIGSEGV handler");
         return;
     }
-    let Some(slot) = TABLE.iter().find(|s| s.state.load(Ordering::Acquire) == FREE) else {
+    let Some(slot) = TABLE
+        .iter()
+        .find(|s| s.state.load(Ordering::Acquire) == FREE)
+    else {
         drop(_g);
         out::disable("more than 4096 BO mappings at once");
         return;
@@ -159,7 +166,10 @@ pub fn mapped(start: usize, len: usize, prot: i32, fd: i32, handle: u32) {
 }
 
 fn overlaps(slot: &Slot, start: usize, len: usize) -> bool {
-    let (s, l) = (slot.start.load(Ordering::Relaxed), slot.len.load(Ordering::Relaxed));
+    let (s, l) = (
+        slot.start.load(Ordering::Relaxed),
+        slot.len.load(Ordering::Relaxed),
+    );
     s < start.saturating_add(len) && start < s.saturating_add(l)
 }
 
@@ -184,7 +194,11 @@ pub fn unmapping(start: usize, len: usize) -> bool {
 }
 
 fn restore(slot: &Slot) -> bool {
-    let (s, l, p) = (slot.start.load(Ordering::Relaxed), slot.len.load(Ordering::Relaxed), slot.prot.load(Ordering::Relaxed));
+    let (s, l, p) = (
+        slot.start.load(Ordering::Relaxed),
+        slot.len.load(Ordering::Relaxed),
+        slot.prot.load(Ordering::Relaxed),
+    );
     // SAFETY: the range is a mapping the program made; we give it back the
     // protection it asked for.
     unsafe { libc::mprotect(s as *mut libc::c_void, l, p) == 0 }
@@ -198,10 +212,17 @@ pub fn arm_all() {
     let g = lock();
     let mut failed = false;
     for slot in &TABLE {
-        if slot.state.compare_exchange(OPEN, ARMED, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        if slot
+            .state
+            .compare_exchange(OPEN, ARMED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
             continue;
         }
-        let (s, l) = (slot.start.load(Ordering::Relaxed), slot.len.load(Ordering::Relaxed));
+        let (s, l) = (
+            slot.start.load(Ordering::Relaxed),
+            slot.len.load(Ordering::Relaxed),
+        );
         // SAFETY: a BO mapping of the program's; the handler restores it on first access.
         if unsafe { libc::mprotect(s as *mut libc::c_void, l, libc::PROT_NONE) } != 0 {
             slot.state.store(OPEN, Ordering::Release);
@@ -219,7 +240,11 @@ pub fn arm_all() {
 pub fn disarm_all() {
     let _g = lock();
     for slot in &TABLE {
-        if slot.state.compare_exchange(ARMED, OPEN, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        if slot
+            .state
+            .compare_exchange(ARMED, OPEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
             restore(slot);
         }
     }
@@ -244,10 +269,16 @@ extern "C" fn on_sigsegv(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut
 }
 
 fn handle_fault(addr: usize) -> bool {
-    let Some(slot) = TABLE.iter().find(|s| s.state.load(Ordering::Acquire) != FREE && overlaps(s, addr, 1)) else {
+    let Some(slot) = TABLE
+        .iter()
+        .find(|s| s.state.load(Ordering::Acquire) != FREE && overlaps(s, addr, 1))
+    else {
         return false;
     };
-    match slot.state.compare_exchange(ARMED, RESTORING, Ordering::AcqRel, Ordering::Acquire) {
+    match slot
+        .state
+        .compare_exchange(ARMED, RESTORING, Ordering::AcqRel, Ordering::Acquire)
+    {
         Ok(_) => {
             let rec = Record {
                 time_ns: now_ns(),
@@ -321,7 +352,8 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     }
     if act.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: the program installed this as an SA_SIGINFO handler.
-        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = unsafe { std::mem::transmute(handler) };
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { std::mem::transmute(handler) };
         f(sig, info, ctx);
     } else {
         // SAFETY: the program installed this as a plain handler.
@@ -338,7 +370,11 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
 /// # Safety
 ///
 /// As `sigaction(2)`: `act` and `old` are null or valid.
-pub unsafe fn program_sigaction(sig: libc::c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> libc::c_int {
+pub unsafe fn program_sigaction(
+    sig: libc::c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> libc::c_int {
     if sig == libc::SIGSEGV && INSTALLED.load(Ordering::Acquire) {
         if !old.is_null() {
             // SAFETY: `old` is valid for writes (the caller's contract).

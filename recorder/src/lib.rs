@@ -91,7 +91,14 @@ fn opened(path: *const c_char, flags: c_int, fd: c_int) {
             f.file_of.insert(fd, id);
         });
     }
-    out::record(-1, result, Body::Open { flags, path: path_bytes(path) });
+    out::record(
+        -1,
+        result,
+        Body::Open {
+            flags,
+            path: path_bytes(path),
+        },
+    );
 }
 
 macro_rules! forward {
@@ -141,7 +148,12 @@ pub unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: mode_t)
 ///
 /// As libc's `openat`.
 #[no_mangle]
-pub unsafe extern "C" fn openat(dirfd: c_int, path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+pub unsafe extern "C" fn openat(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: mode_t,
+) -> c_int {
     let fd = forward!(real().openat, dirfd, path, flags, mode);
     let saved = errno();
     opened(path, flags, fd);
@@ -155,7 +167,12 @@ pub unsafe extern "C" fn openat(dirfd: c_int, path: *const c_char, flags: c_int,
 ///
 /// As libc's `openat64`.
 #[no_mangle]
-pub unsafe extern "C" fn openat64(dirfd: c_int, path: *const c_char, flags: c_int, mode: mode_t) -> c_int {
+pub unsafe extern "C" fn openat64(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: mode_t,
+) -> c_int {
     let fd = forward!(real().openat64, dirfd, path, flags, mode);
     let saved = errno();
     opened(path, flags, fd);
@@ -395,7 +412,12 @@ fn inode_of(fd: c_int) -> u64 {
 }
 
 fn surface(s: &uapi::Vc4SubmitRclSurface) -> Surface {
-    Surface { hindex: s.hindex, offset: s.offset, bits: s.bits, flags: s.flags }
+    Surface {
+        hindex: s.hindex,
+        offset: s.offset,
+        bits: s.bits,
+        flags: s.flags,
+    }
 }
 
 /// Most handles one job may list and still be recorded whole.
@@ -407,7 +429,14 @@ const MAX_JOB_HANDLES: u32 = 1 << 16;
 ///
 /// `p` is what the program passed; it is read only when the call did not
 /// fail with EFAULT, so the kernel had read it successfully.
-unsafe fn record_ioctl(fd: c_int, request: u32, p: *mut c_void, r: c_int, err: c_int, start_ns: u64) {
+unsafe fn record_ioctl(
+    fd: c_int,
+    request: u32,
+    p: *mut c_void,
+    r: c_int,
+    err: c_int,
+    start_ns: u64,
+) {
     if p.is_null() || (r < 0 && err == libc::EFAULT) {
         return;
     }
@@ -417,36 +446,62 @@ unsafe fn record_ioctl(fd: c_int, request: u32, p: *mut c_void, r: c_int, err: c
     let body = match request {
         nr::VC4_CREATE_BO => {
             let a: uapi::Vc4CreateBo = unsafe { arg(p) };
-            Body::CreateBo { size: a.size, flags: a.flags, handle: a.handle }
+            Body::CreateBo {
+                size: a.size,
+                flags: a.flags,
+                handle: a.handle,
+            }
         }
         nr::VC4_CREATE_SHADER_BO => {
             let a: uapi::Vc4CreateShaderBo = unsafe { arg(p) };
-            Body::CreateShaderBo { size: a.size, flags: a.flags, handle: a.handle }
+            Body::CreateShaderBo {
+                size: a.size,
+                flags: a.flags,
+                handle: a.handle,
+            }
         }
-        nr::GEM_CLOSE => Body::GemClose { handle: unsafe { arg::<uapi::GemClose>(p) }.handle },
+        nr::GEM_CLOSE => Body::GemClose {
+            handle: unsafe { arg::<uapi::GemClose>(p) }.handle,
+        },
         nr::VC4_MMAP_BO => {
             let a: uapi::Vc4MmapBo = unsafe { arg(p) };
             if ok {
                 remember_offset(fd, a.offset, a.handle);
             }
-            Body::MmapBo { handle: a.handle, offset: a.offset }
+            Body::MmapBo {
+                handle: a.handle,
+                offset: a.offset,
+            }
         }
         nr::MODE_MAP_DUMB => {
             let a: uapi::ModeMapDumb = unsafe { arg(p) };
             if ok {
                 remember_offset(fd, a.offset, a.handle);
             }
-            Body::MmapBo { handle: a.handle, offset: a.offset }
+            Body::MmapBo {
+                handle: a.handle,
+                offset: a.offset,
+            }
         }
         nr::VC4_GEM_MADVISE => {
             let a: uapi::Vc4GemMadvise = unsafe { arg(p) };
-            Body::Madvise { handle: a.handle, madv: a.madv, retained: a.retained }
+            Body::Madvise {
+                handle: a.handle,
+                madv: a.madv,
+                retained: a.retained,
+            }
         }
         nr::VC4_SUBMIT_CL => {
             let a: uapi::Vc4SubmitCl = unsafe { arg(p) };
             let handles = if ok && a.bo_handle_count <= MAX_JOB_HANDLES && a.bo_handles != 0 {
                 // SAFETY: the kernel copied this many handles from here: the call succeeded.
-                unsafe { std::slice::from_raw_parts(a.bo_handles as usize as *const u32, a.bo_handle_count as usize) }.to_vec()
+                unsafe {
+                    std::slice::from_raw_parts(
+                        a.bo_handles as usize as *const u32,
+                        a.bo_handle_count as usize,
+                    )
+                }
+                .to_vec()
             } else {
                 Vec::new()
             };
@@ -466,18 +521,34 @@ unsafe fn record_ioctl(fd: c_int, request: u32, p: *mut c_void, r: c_int, err: c
                 min_y_tile: a.min_y_tile,
                 max_x_tile: a.max_x_tile,
                 max_y_tile: a.max_y_tile,
-                surfaces: [&a.color_read, &a.color_write, &a.zs_read, &a.zs_write, &a.msaa_color_write, &a.msaa_zs_write].map(surface),
+                surfaces: [
+                    &a.color_read,
+                    &a.color_write,
+                    &a.zs_read,
+                    &a.zs_write,
+                    &a.msaa_color_write,
+                    &a.msaa_zs_write,
+                ]
+                .map(surface),
                 bo_handle_count: a.bo_handle_count,
                 handles,
             })
         }
         nr::VC4_WAIT_SEQNO => {
             let a: uapi::Vc4WaitSeqno = unsafe { arg(p) };
-            Body::WaitSeqno { seqno: a.seqno, timeout_ns: a.timeout_ns, start_ns }
+            Body::WaitSeqno {
+                seqno: a.seqno,
+                timeout_ns: a.timeout_ns,
+                start_ns,
+            }
         }
         nr::VC4_WAIT_BO => {
             let a: uapi::Vc4WaitBo = unsafe { arg(p) };
-            Body::WaitBo { handle: a.handle, timeout_ns: a.timeout_ns, start_ns }
+            Body::WaitBo {
+                handle: a.handle,
+                timeout_ns: a.timeout_ns,
+                start_ns,
+            }
         }
         nr::PRIME_HANDLE_TO_FD => {
             let a: uapi::PrimeHandle = unsafe { arg(p) };
@@ -487,7 +558,12 @@ unsafe fn record_ioctl(fd: c_int, request: u32, p: *mut c_void, r: c_int, err: c
             } else {
                 0
             };
-            Body::PrimeExport { handle: a.handle, flags: a.flags, dmabuf_fd: a.fd, inode }
+            Body::PrimeExport {
+                handle: a.handle,
+                flags: a.flags,
+                dmabuf_fd: a.fd,
+                inode,
+            }
         }
         nr::PRIME_FD_TO_HANDLE => {
             let a: uapi::PrimeHandle = unsafe { arg(p) };
@@ -499,30 +575,64 @@ unsafe fn record_ioctl(fd: c_int, request: u32, p: *mut c_void, r: c_int, err: c
             } else {
                 0
             };
-            Body::PrimeImport { dmabuf_fd: a.fd, handle: a.handle, inode }
+            Body::PrimeImport {
+                dmabuf_fd: a.fd,
+                handle: a.handle,
+                inode,
+            }
         }
         nr::MODE_ADDFB => {
             let a: uapi::ModeFbCmd = unsafe { arg(p) };
-            Body::AddFb { fb_id: a.fb_id, width: a.width, height: a.height, pixel_format: 0, handles: [a.handle, 0, 0, 0] }
+            Body::AddFb {
+                fb_id: a.fb_id,
+                width: a.width,
+                height: a.height,
+                pixel_format: 0,
+                handles: [a.handle, 0, 0, 0],
+            }
         }
         nr::MODE_ADDFB2 => {
             let a: uapi::ModeFbCmd2 = unsafe { arg(p) };
-            Body::AddFb { fb_id: a.fb_id, width: a.width, height: a.height, pixel_format: a.pixel_format, handles: a.handles }
+            Body::AddFb {
+                fb_id: a.fb_id,
+                width: a.width,
+                height: a.height,
+                pixel_format: a.pixel_format,
+                handles: a.handles,
+            }
         }
-        nr::MODE_RMFB => Body::RmFb { fb_id: unsafe { arg::<u32>(p) } },
+        nr::MODE_RMFB => Body::RmFb {
+            fb_id: unsafe { arg::<u32>(p) },
+        },
         nr::MODE_SETCRTC => {
             let a: uapi::ModeCrtc = unsafe { arg(p) };
-            Body::SetCrtc { crtc_id: a.crtc_id, fb_id: a.fb_id }
+            Body::SetCrtc {
+                crtc_id: a.crtc_id,
+                fb_id: a.fb_id,
+            }
         }
         nr::MODE_PAGE_FLIP => {
             let a: uapi::ModeCrtcPageFlip = unsafe { arg(p) };
-            Body::PageFlip { crtc_id: a.crtc_id, fb_id: a.fb_id, flags: a.flags, user_data: a.user_data }
+            Body::PageFlip {
+                crtc_id: a.crtc_id,
+                fb_id: a.fb_id,
+                flags: a.flags,
+                user_data: a.user_data,
+            }
         }
         nr::MODE_CREATE_DUMB => {
             let a: uapi::ModeCreateDumb = unsafe { arg(p) };
-            Body::CreateDumb { handle: a.handle, width: a.width, height: a.height, bpp: a.bpp, size: a.size }
+            Body::CreateDumb {
+                handle: a.handle,
+                width: a.width,
+                height: a.height,
+                bpp: a.bpp,
+                size: a.size,
+            }
         }
-        nr::MODE_DESTROY_DUMB => Body::DestroyDumb { handle: unsafe { arg::<uapi::ModeDestroyDumb>(p) }.handle },
+        nr::MODE_DESTROY_DUMB => Body::DestroyDumb {
+            handle: unsafe { arg::<uapi::ModeDestroyDumb>(p) }.handle,
+        },
         _ => return,
     };
     let submitted = ok && matches!(body, Body::SubmitCl(_));
@@ -541,12 +651,20 @@ fn remember_offset(fd: c_int, offset: u64, handle: u32) {
 }
 
 fn handle_at(fd: c_int, offset: u64) -> u32 {
-    with_files(|f| f.file_of.get(&fd).and_then(|id| f.offsets.get(&(*id, offset))).copied()).unwrap_or(NO_HANDLE)
+    with_files(|f| {
+        f.file_of
+            .get(&fd)
+            .and_then(|id| f.offsets.get(&(*id, offset)))
+            .copied()
+    })
+    .unwrap_or(NO_HANDLE)
 }
 
 /// The ioctls the recorder decodes all have request numbers below 2^32.
 fn drm_request(request: c_ulong) -> Option<u32> {
-    u32::try_from(request).ok().filter(|&r| uapi::ioc_type(r) == b'd')
+    u32::try_from(request)
+        .ok()
+        .filter(|&r| uapi::ioc_type(r) == b'd')
 }
 
 fn ioctl_with(next: Option<real::IoctlFn>, fd: c_int, request: c_ulong, p: *mut c_void) -> c_int {
@@ -585,7 +703,15 @@ pub unsafe extern "C" fn __ioctl_time64(fd: c_int, request: c_ulong, p: *mut c_v
     ioctl_with(real().ioctl_time64.or(real().ioctl), fd, request, p)
 }
 
-fn mapped(addr: *mut c_void, len: size_t, prot: c_int, flags: c_int, fd: c_int, offset: u64, saved: c_int) {
+fn mapped(
+    addr: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    offset: u64,
+    saved: c_int,
+) {
     if fd_kind(fd) != FD_DRM || !out::enabled() {
         return;
     }
@@ -594,7 +720,14 @@ fn mapped(addr: *mut c_void, len: size_t, prot: c_int, flags: c_int, fd: c_int, 
     out::record(
         fd,
         if ok { 0 } else { -saved },
-        Body::Mmap { addr: addr as usize as u64, len: len as u64, offset, prot, flags, handle },
+        Body::Mmap {
+            addr: addr as usize as u64,
+            len: len as u64,
+            offset,
+            prot,
+            flags,
+            handle,
+        },
     );
     if ok {
         fault::mapped(addr as usize, len, prot, fd, handle);
@@ -607,7 +740,14 @@ fn mapped(addr: *mut c_void, len: size_t, prot: c_int, flags: c_int, fd: c_int, 
 ///
 /// As libc's `mmap`.
 #[no_mangle]
-pub unsafe extern "C" fn mmap(addr: *mut c_void, len: size_t, prot: c_int, flags: c_int, fd: c_int, offset: off_t) -> *mut c_void {
+pub unsafe extern "C" fn mmap(
+    addr: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    offset: off_t,
+) -> *mut c_void {
     let Some(next) = real().mmap else {
         set_errno(libc::ENOSYS);
         return libc::MAP_FAILED;
@@ -626,7 +766,14 @@ pub unsafe extern "C" fn mmap(addr: *mut c_void, len: size_t, prot: c_int, flags
 ///
 /// As libc's `mmap64`.
 #[no_mangle]
-pub unsafe extern "C" fn mmap64(addr: *mut c_void, len: size_t, prot: c_int, flags: c_int, fd: c_int, offset: libc::off64_t) -> *mut c_void {
+pub unsafe extern "C" fn mmap64(
+    addr: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    offset: libc::off64_t,
+) -> *mut c_void {
     let Some(next) = real().mmap64 else {
         set_errno(libc::ENOSYS);
         return libc::MAP_FAILED;
@@ -650,7 +797,14 @@ pub unsafe extern "C" fn munmap(addr: *mut c_void, len: size_t) -> c_int {
     let r = forward!(real().munmap, addr, len);
     let saved = errno();
     if ours && out::enabled() {
-        out::record(-1, if r < 0 { -saved } else { 0 }, Body::Munmap { addr: addr as usize as u64, len: len as u64 });
+        out::record(
+            -1,
+            if r < 0 { -saved } else { 0 },
+            Body::Munmap {
+                addr: addr as usize as u64,
+                len: len as u64,
+            },
+        );
     }
     set_errno(saved);
     r
@@ -688,10 +842,23 @@ fn record_events(fd: c_int, mut bytes: &[u8], n: i32) {
         if len < head || len > bytes.len() {
             break;
         }
-        if (e.type_ == uapi::DRM_EVENT_FLIP_COMPLETE || e.type_ == uapi::DRM_EVENT_VBLANK) && len >= std::mem::size_of::<uapi::EventVblank>() {
+        if (e.type_ == uapi::DRM_EVENT_FLIP_COMPLETE || e.type_ == uapi::DRM_EVENT_VBLANK)
+            && len >= std::mem::size_of::<uapi::EventVblank>()
+        {
             // SAFETY: the event is at least a drm_event_vblank long.
             let v: uapi::EventVblank = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-            out::record(fd, n, Body::FlipEvent { event_type: v.base.type_, crtc_id: v.crtc_id, sequence: v.sequence, tv_sec: v.tv_sec, tv_usec: v.tv_usec, user_data: v.user_data });
+            out::record(
+                fd,
+                n,
+                Body::FlipEvent {
+                    event_type: v.base.type_,
+                    crtc_id: v.crtc_id,
+                    sequence: v.sequence,
+                    tv_sec: v.tv_sec,
+                    tv_usec: v.tv_usec,
+                    user_data: v.user_data,
+                },
+            );
         }
         bytes = &bytes[len..];
     }
@@ -704,7 +871,11 @@ fn record_events(fd: c_int, mut bytes: &[u8], n: i32) {
 ///
 /// As libc's `sigaction`.
 #[no_mangle]
-pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
+pub unsafe extern "C" fn sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> c_int {
     // SAFETY: the program's arguments, as it passed them.
     unsafe { fault::program_sigaction(sig, act, old) }
 }

@@ -1,7 +1,7 @@
 //! Where records go, which fds are DRM devices or dma-bufs, and how the
 //! recorder stops itself.
 
-use crate::real::{now_ns, real, set_errno, errno};
+use crate::real::{errno, now_ns, real, set_errno};
 use capture::raw::{Body, Header, Record, FLAG_TOUCH, VERSION};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 
@@ -39,7 +39,10 @@ pub fn out_fd() -> libc::c_int {
 }
 
 pub fn fd_kind(fd: libc::c_int) -> u8 {
-    usize::try_from(fd).ok().and_then(|i| FD_KIND.get(i)).map_or(FD_NONE, |k| k.load(Ordering::Acquire))
+    usize::try_from(fd)
+        .ok()
+        .and_then(|i| FD_KIND.get(i))
+        .map_or(FD_NONE, |k| k.load(Ordering::Acquire))
 }
 
 /// Marks `fd`; a DRM fd beyond the table stops the recording (it could not be followed).
@@ -65,7 +68,14 @@ pub fn disable(reason: &str) {
     }
     let fd = out_fd();
     if fd >= 0 {
-        let note = Record { time_ns: now_ns(), fd: -1, result: 0, body: Body::Note { text: reason.as_bytes().to_vec() } };
+        let note = Record {
+            time_ns: now_ns(),
+            fd: -1,
+            result: 0,
+            body: Body::Note {
+                text: reason.as_bytes().to_vec(),
+            },
+        };
         let bytes = note.encode();
         // SAFETY: best effort: the note is written whole or not at all.
         unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
@@ -73,7 +83,10 @@ pub fn disable(reason: &str) {
     crate::fault::disarm_all();
     crate::fault::give_back_sigsegv();
     if !REPORTED.swap(true, Ordering::AcqRel) {
-        say(format!("poolbed-recorder: {reason}; recording stopped (the program is not affected)\n").as_bytes());
+        say(format!(
+            "poolbed-recorder: {reason}; recording stopped (the program is not affected)\n"
+        )
+        .as_bytes());
     }
 }
 
@@ -126,7 +139,15 @@ pub fn write(rec: &Record, in_signal_handler: bool) {
 
 /// Records a call on `fd` that returned `result` (or failed with `-errno`).
 pub fn record(fd: libc::c_int, result: i32, body: Body) {
-    write(&Record { time_ns: now_ns(), fd, result, body }, false);
+    write(
+        &Record {
+            time_ns: now_ns(),
+            fd,
+            result,
+            body,
+        },
+        false,
+    );
 }
 
 /// The program is about to close `fd` (or to have it replaced by dup2): if
@@ -171,11 +192,24 @@ fn open_output() {
         .unwrap_or_default();
     // SAFETY: getpid/getppid cannot fail.
     let (pid, ppid) = unsafe { (libc::getpid(), libc::getppid()) };
-    let name: String = String::from_utf8_lossy(&comm).chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let name: String = String::from_utf8_lossy(&comm)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     let path = format!("{dir}/{name}-{pid}.vc4raw\0");
     // SAFETY: `path` is NUL-terminated; the mode argument is read for O_CREAT.
     let fd = unsafe {
-        open(path.as_ptr().cast(), libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND | libc::O_CLOEXEC, 0o644 as libc::c_uint)
+        open(
+            path.as_ptr().cast(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND | libc::O_CLOEXEC,
+            0o644 as libc::c_uint,
+        )
     };
     if fd < 0 {
         disable_before_start(&format!("cannot create {}", path.trim_end_matches('\0')));
@@ -190,7 +224,10 @@ fn open_output() {
     } else {
         fd
     };
-    let mut realtime = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut realtime = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut realtime) };
     let touch = std::env::var_os("POOLBED_RECORD_NO_TOUCH").is_none();
@@ -222,7 +259,10 @@ fn open_output() {
 
 fn disable_before_start(reason: &str) {
     if !REPORTED.swap(true, Ordering::AcqRel) {
-        say(format!("poolbed-recorder: {reason}; not recording (the program is not affected)\n").as_bytes());
+        say(
+            format!("poolbed-recorder: {reason}; not recording (the program is not affected)\n")
+                .as_bytes(),
+        );
     }
 }
 

@@ -18,11 +18,14 @@ pub type Dup2Fn = unsafe extern "C" fn(c_int, c_int) -> c_int;
 pub type Dup3Fn = unsafe extern "C" fn(c_int, c_int, c_int) -> c_int;
 pub type FcntlFn = unsafe extern "C" fn(c_int, c_int, ...) -> c_int;
 pub type IoctlFn = unsafe extern "C" fn(c_int, c_ulong, ...) -> c_int;
-pub type MmapFn = unsafe extern "C" fn(*mut c_void, size_t, c_int, c_int, c_int, off_t) -> *mut c_void;
-pub type Mmap64Fn = unsafe extern "C" fn(*mut c_void, size_t, c_int, c_int, c_int, libc::off64_t) -> *mut c_void;
+pub type MmapFn =
+    unsafe extern "C" fn(*mut c_void, size_t, c_int, c_int, c_int, off_t) -> *mut c_void;
+pub type Mmap64Fn =
+    unsafe extern "C" fn(*mut c_void, size_t, c_int, c_int, c_int, libc::off64_t) -> *mut c_void;
 pub type MunmapFn = unsafe extern "C" fn(*mut c_void, size_t) -> c_int;
 pub type ReadFn = unsafe extern "C" fn(c_int, *mut c_void, size_t) -> ssize_t;
-pub type SigactionFn = unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
+pub type SigactionFn =
+    unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
 pub type SignalFn = unsafe extern "C" fn(c_int, libc::sighandler_t) -> libc::sighandler_t;
 
 /// The next definitions of every wrapped function. A missing one (a libc
@@ -121,7 +124,10 @@ pub fn set_errno(value: c_int) {
 
 /// CLOCK_MONOTONIC in ns (async-signal-safe).
 pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid timespec to write to.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
