@@ -31,7 +31,10 @@ pub struct RecordConvertArgs {
 
 /// `<dir>/<name>.stats.json` for `<dir>/<name>.log[.gz]`.
 pub fn stats_path(out: &Path) -> PathBuf {
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let stem = name.trim_end_matches(".gz").trim_end_matches(".log");
     out.with_file_name(format!("{stem}.stats.json"))
 }
@@ -42,17 +45,30 @@ pub fn run(args: RecordConvertArgs) -> anyhow::Result<ExitCode> {
     }
     let mut files = Vec::new();
     for path in &args.raw {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let file = capture::raw::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let file =
+            capture::raw::parse(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         if file.truncated_tail > 0 {
-            eprintln!("{}: the last {} bytes are a torn record (the process died while writing); ignored", path.display(), file.truncated_tail);
+            eprintln!(
+                "{}: the last {} bytes are a torn record (the process died while writing); ignored",
+                path.display(),
+                file.truncated_tail
+            );
         }
         if file.unknown_records > 0 {
-            eprintln!("{}: {} records of kinds this converter does not know, skipped", path.display(), file.unknown_records);
+            eprintln!(
+                "{}: {} records of kinds this converter does not know, skipped",
+                path.display(),
+                file.unknown_records
+            );
         }
         files.push(file);
     }
-    let opts = Options { touch: !args.no_touch, kernel_bos: !args.no_kernel_bos };
+    let opts = Options {
+        touch: !args.no_touch,
+        kernel_bos: !args.no_kernel_bos,
+    };
     let conv = model::convert(&files, opts);
     for w in &conv.warnings {
         eprintln!("warning: {w}");
@@ -64,8 +80,9 @@ pub fn run(args: RecordConvertArgs) -> anyhow::Result<ExitCode> {
     write_trace(&args.out, text.as_bytes())?;
 
     // The trace must be what the parser accepts, strictly.
-    let (stats, warnings) = trace::stats_file(&args.out, trace::Mode::Strict)
-        .map_err(|e| anyhow::anyhow!("the converted trace fails the strict check (a converter bug): {e}"))?;
+    let (stats, warnings) = trace::stats_file(&args.out, trace::Mode::Strict).map_err(|e| {
+        anyhow::anyhow!("the converted trace fails the strict check (a converter bug): {e}")
+    })?;
     let json_path = stats_path(&args.out);
     let json = stats_json(&conv, &stats, &warnings);
     std::fs::write(&json_path, serde_json::to_string_pretty(&json)? + "\n")
@@ -78,7 +95,11 @@ pub fn run(args: RecordConvertArgs) -> anyhow::Result<ExitCode> {
             p.comm,
             p.records,
             p.failed_calls,
-            if p.touch_tracked { "" } else { ", no touch tracking" }
+            if p.touch_tracked {
+                ""
+            } else {
+                ", no touch tracking"
+            }
         );
     }
     println!(
@@ -97,7 +118,8 @@ pub fn run(args: RecordConvertArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn write_trace(out: &Path, text: &[u8]) -> anyhow::Result<()> {
-    let file = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let file =
+        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut w = std::io::BufWriter::new(file);
     if out.to_string_lossy().ends_with(".gz") {
         let mut gz = flate2::write::GzEncoder::new(w, flate2::Compression::best());
@@ -120,9 +142,18 @@ fn size_stats(mut sizes: Vec<u64>) -> (u64, u64, u64) {
 
 /// What `cargo xtask trace stats --json` says of the trace, and what only
 /// the converter knows: events by origin, BOs by kind, jobs, flips, processes.
-fn stats_json(conv: &model::Conversion, stats: &trace::Stats, warnings: &trace::Warnings) -> serde_json::Value {
+fn stats_json(
+    conv: &model::Conversion,
+    stats: &trace::Stats,
+    warnings: &trace::Warnings,
+) -> serde_json::Value {
     let mut v = crate::trace_cmd::stats_json(stats, warnings);
-    let user: Vec<u64> = conv.bos.iter().filter(|b| b.kind.is_userspace()).map(|b| b.size).collect();
+    let user: Vec<u64> = conv
+        .bos
+        .iter()
+        .filter(|b| b.kind.is_userspace())
+        .map(|b| b.size)
+        .collect();
     let (umin, umed, umax) = size_stats(user);
     let extra = json!({
         "events_by_source": conv.counts_by_source(),
@@ -152,7 +183,10 @@ mod tests {
 
     #[test]
     fn stats_sit_beside_the_trace() {
-        assert_eq!(stats_path(Path::new("traces/x.log.gz")), Path::new("traces/x.stats.json"));
+        assert_eq!(
+            stats_path(Path::new("traces/x.log.gz")),
+            Path::new("traces/x.stats.json")
+        );
         assert_eq!(stats_path(Path::new("y.log")), Path::new("y.stats.json"));
     }
 

@@ -29,23 +29,49 @@ pub struct Cross {
 }
 
 pub const CROSS: [Cross; 3] = [
-    Cross { triple: "aarch64-unknown-linux-gnu", package: "gcc-aarch64-linux-gnu", linker: "aarch64-linux-gnu-gcc" },
-    Cross { triple: "armv7-unknown-linux-gnueabihf", package: "gcc-arm-linux-gnueabihf", linker: "arm-linux-gnueabihf-gcc" },
-    Cross { triple: "arm-unknown-linux-gnueabihf", package: "gcc-arm-linux-gnueabihf", linker: "arm-linux-gnueabihf-gcc" },
+    Cross {
+        triple: "aarch64-unknown-linux-gnu",
+        package: "gcc-aarch64-linux-gnu",
+        linker: "aarch64-linux-gnu-gcc",
+    },
+    Cross {
+        triple: "armv7-unknown-linux-gnueabihf",
+        package: "gcc-arm-linux-gnueabihf",
+        linker: "arm-linux-gnueabihf-gcc",
+    },
+    Cross {
+        triple: "arm-unknown-linux-gnueabihf",
+        package: "gcc-arm-linux-gnueabihf",
+        linker: "arm-linux-gnueabihf-gcc",
+    },
 ];
 
 fn on_path(program: &str) -> bool {
-    Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn rustup_target(triple: &str) -> anyhow::Result<()> {
     let root = crate::firmware::workspace_root();
-    let installed = Command::new("rustup").current_dir(&root).args(["target", "list", "--installed"]).output().context("running rustup")?;
-    if String::from_utf8_lossy(&installed.stdout).lines().any(|l| l.trim() == triple) {
+    let installed = Command::new("rustup")
+        .current_dir(&root)
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("running rustup")?;
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == triple)
+    {
         return Ok(());
     }
     println!("installing the Rust target {triple} (rustup target add {triple})");
-    let status = Command::new("rustup").current_dir(&root).args(["target", "add", triple]).status().context("running rustup")?;
+    let status = Command::new("rustup")
+        .current_dir(&root)
+        .args(["target", "add", triple])
+        .status()
+        .context("running rustup")?;
     if !status.success() {
         bail!("rustup target add {triple} failed");
     }
@@ -57,7 +83,8 @@ pub fn build(target: &str, release: bool) -> anyhow::Result<PathBuf> {
     let root = crate::firmware::workspace_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(&root).args(["build", "--package", "poolbed-recorder"]);
+    cmd.current_dir(&root)
+        .args(["build", "--package", "poolbed-recorder"]);
     if release {
         cmd.arg("--release");
     }
@@ -67,7 +94,10 @@ pub fn build(target: &str, release: bool) -> anyhow::Result<PathBuf> {
     } else {
         let Some(cross) = CROSS.iter().find(|c| c.triple == target) else {
             let names: Vec<&str> = CROSS.iter().map(|c| c.triple).collect();
-            bail!("unknown target {target}: use host or one of {}", names.join(", "));
+            bail!(
+                "unknown target {target}: use host or one of {}",
+                names.join(", ")
+            );
         };
         if !on_path(cross.linker) {
             bail!(
@@ -78,7 +108,10 @@ pub fn build(target: &str, release: bool) -> anyhow::Result<PathBuf> {
             );
         }
         rustup_target(cross.triple)?;
-        let var = format!("CARGO_TARGET_{}_LINKER", cross.triple.to_uppercase().replace('-', "_"));
+        let var = format!(
+            "CARGO_TARGET_{}_LINKER",
+            cross.triple.to_uppercase().replace('-', "_")
+        );
         cmd.env(var, cross.linker).args(["--target", cross.triple]);
         root.join("target").join(cross.triple).join(profile)
     };
@@ -98,7 +131,10 @@ pub fn run(args: RecorderArgs) -> anyhow::Result<ExitCode> {
     println!("built {}", so.display());
     let name = so.file_name().unwrap_or_default().to_string_lossy();
     if args.target == "host" {
-        println!("record a program here:\n  LD_PRELOAD={} POOLBED_RECORD_DIR=/tmp PROGRAM ARGS...", so.display());
+        println!(
+            "record a program here:\n  LD_PRELOAD={} POOLBED_RECORD_DIR=/tmp PROGRAM ARGS...",
+            so.display()
+        );
     } else {
         println!("copy it to the Pi and record a program there:");
         println!("  scp {} pi@raspberrypi:", so.display());
