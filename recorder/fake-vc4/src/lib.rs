@@ -50,6 +50,7 @@ struct Next {
     dup2: Dup2Fn,
     dup3: Dup3Fn,
     fcntl: FcntlFn,
+    fcntl64: FcntlFn,
     ioctl: IoctlFn,
     read: ReadFn,
     mmap: MmapFn,
@@ -87,6 +88,7 @@ fn next() -> &'static Next {
             dup2: next_fn(b"dup2\0"),
             dup3: next_fn(b"dup3\0"),
             fcntl: next_fn(b"fcntl\0"),
+            fcntl64: next_fn(b"fcntl64\0"),
             ioctl: next_fn(b"ioctl\0"),
             read: next_fn(b"read\0"),
             mmap: next_fn(b"mmap\0"),
@@ -144,12 +146,14 @@ struct Bo {
     refs: u32,
     /// The dma-buf fd the fake keeps for this BO once exported.
     dmabuf: Option<c_int>,
+    /// Over the shim: the shim's handle of an exported BO whose handles were
+    /// all closed; the shim keeps the memory, the import gets the handle back.
+    parked: Option<(usize, u32)>,
 }
 
 #[derive(Default)]
 struct File {
     handles: HashMap<u32, usize>,
-    next_handle: u32,
     events: VecDeque<(u64, uapi::EventVblank)>,
     nonblocking: bool,
 }
@@ -287,7 +291,6 @@ fn open_own(flags: c_int) -> c_int {
 
 fn register(d: &mut Device, fd: c_int, flags: c_int) {
     d.files.push(File {
-        next_handle: 1,
         nonblocking: flags & libc::O_NONBLOCK != 0,
         ..File::default()
     });
@@ -489,6 +492,21 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     r
 }
 
+/// `fcntl64`, what `fcntl` is with 64-bit file offsets (Mesa's builds).
+///
+/// # Safety
+///
+/// As libc's `fcntl64`.
+#[no_mangle]
+pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
+    // SAFETY: the next fcntl64 with the program's word-sized argument.
+    let r = unsafe { (next().fcntl64)(fd, cmd, arg) };
+    if cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC {
+        duped(fd, r);
+    }
+    r
+}
+
 /// A result or an errno.
 type Answer = Result<c_int, c_int>;
 
@@ -518,10 +536,10 @@ fn next_ioctl(fd: c_int, req: c_ulong, p: *mut c_void) -> Answer {
     }
 }
 
+/// A new handle, the lowest free one from 1 (as the kernel's idr gives them).
 fn new_handle(d: &mut Device, f: usize, bo: usize) -> u32 {
     let file = &mut d.files[f];
-    let h = file.next_handle;
-    file.next_handle += 1;
+    let h = (1..).find(|h| !file.handles.contains_key(h)).unwrap_or(u32::MAX);
     file.handles.insert(h, bo);
     d.bos[bo].refs += 1;
     h
@@ -547,6 +565,7 @@ fn new_bo(d: &mut Device, size: u64) -> Result<usize, c_int> {
         modifier: 0,
         refs: 0,
         dmabuf: None,
+        parked: None,
     });
     Ok(d.bos.len() - 1)
 }
@@ -636,6 +655,18 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
         }
         nr::GEM_CLOSE => {
             let a: uapi::GemClose = unsafe { io(p) };
+            if shim {
+                let mut d = device();
+                if let Some(&b) = d.files[f].handles.get(&a.handle) {
+                    if d.bos[b].dmabuf.is_some() {
+                        // The dma-buf keeps the BO: park the shim's handle instead of freeing it.
+                        d.files[f].handles.remove(&a.handle);
+                        d.bos[b].parked = Some((f, a.handle));
+                        unref(&mut d, b);
+                        return Ok(0);
+                    }
+                }
+            }
             let r = if shim { next_ioctl(fd, request, p)? } else { 0 };
             let mut d = device();
             match d.files[f].handles.remove(&a.handle) {
@@ -756,6 +787,9 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
                     if m < 0 {
                         return Err(errno());
                     }
+                    // A dma-buf's size is what lseek(fd, 0, SEEK_END) says (Mesa asks).
+                    // SAFETY: sizing our own memfd (sparse).
+                    unsafe { libc::ftruncate(m, d.bos[b].size as i64) };
                     let mut st: libc::stat = unsafe { std::mem::zeroed() };
                     // SAFETY: valid stat pointer.
                     unsafe { libc::fstat(m, &mut st) };
@@ -799,9 +833,16 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
                 .iter()
                 .find(|(_, &bo)| bo == b)
                 .map(|(&h, _)| h);
-            a.handle = match existing {
-                Some(h) => h,
-                None => new_handle(&mut d, f, b),
+            a.handle = match (existing, d.bos[b].parked) {
+                (Some(h), _) => h,
+                (None, Some((pf, h))) if shim && pf == f && !d.files[f].handles.contains_key(&h) => {
+                    d.files[f].handles.insert(h, b);
+                    d.bos[b].refs += 1;
+                    d.bos[b].parked = None;
+                    h
+                }
+                (None, _) if shim => return Err(libc::EINVAL),
+                (None, _) => new_handle(&mut d, f, b),
             };
             unsafe { put(p, a) };
             Ok(0)
