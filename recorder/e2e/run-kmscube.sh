@@ -84,17 +84,19 @@ echo "== kmscube -M $MODE -c $FRAMES, recorded"
 RAW="$WORK/raw"
 rm -rf "$RAW" && mkdir -p "$RAW"
 printf '{"file_format_version":"1.0.0","ICD":{"library_path":"%s"}}\n' "$B/src/egl/libEGL_mesa.so.0" >"$WORK/mesa-egl.json"
-# kmscube's loop ends early when stdin becomes readable: give it a pipe that stays silent.
-sleep 100000 | env \
+# kmscube's loop ends early when stdin becomes readable: give it a FIFO that
+# stays silent (opened read-write here, so it never reaches end of file).
+rm -f "$WORK/silent" && mkfifo "$WORK/silent"
+exec 3<>"$WORK/silent"
+env \
   LD_LIBRARY_PATH="$B/src/gbm:$B/src/egl:$B/src/mapi/shared-glapi" \
   LIBGL_DRIVERS_PATH="$B/src/gallium/targets/dri" \
   __EGL_VENDOR_LIBRARY_FILENAMES="$WORK/mesa-egl.json" \
   MESA_LOADER_DRIVER_OVERRIDE=vc4 MESA_SHADER_CACHE_DISABLE=true \
   FAKE_VC4_OVER_SHIM=1 FAKE_VC4_JOB_US="$JOB_US" POOLBED_RECORD_DIR="$RAW" \
   LD_PRELOAD="$REC $FAKE $SHIM" \
-  kmscube -D /dev/dri/card0 -M "$MODE" -c "$FRAMES" | tail -n 1 &
-KMSCUBE=$!
-wait "$KMSCUBE"
+  kmscube -D /dev/dri/card0 -M "$MODE" -c "$FRAMES" <&3 | tail -n 1
+exec 3<&-
 ls -l "$RAW"
 
 echo "== convert, check, replay"
