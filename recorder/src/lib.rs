@@ -442,9 +442,9 @@ unsafe fn record_ioctl(
     }
     let ok = r >= 0;
     let result = if ok { r } else { -err };
-    // SAFETY (all `arg` calls below): `p` points to the request's struct, which the kernel read.
     let body = match request {
         nr::VC4_CREATE_BO => {
+            // SAFETY: `p` is this request's struct, which the kernel read.
             let a: uapi::Vc4CreateBo = unsafe { arg(p) };
             Body::CreateBo {
                 size: a.size,
@@ -453,6 +453,7 @@ unsafe fn record_ioctl(
             }
         }
         nr::VC4_CREATE_SHADER_BO => {
+            // SAFETY: `p` is this request's struct, which the kernel read.
             let a: uapi::Vc4CreateShaderBo = unsafe { arg(p) };
             Body::CreateShaderBo {
                 size: a.size,
@@ -461,9 +462,11 @@ unsafe fn record_ioctl(
             }
         }
         nr::GEM_CLOSE => Body::GemClose {
+            // SAFETY: `p` is this request's struct, which the kernel read.
             handle: unsafe { arg::<uapi::GemClose>(p) }.handle,
         },
         nr::VC4_MMAP_BO => {
+            // SAFETY: `p` is this request's struct, which the kernel read.
             let a: uapi::Vc4MmapBo = unsafe { arg(p) };
             if ok {
                 remember_offset(fd, a.offset, a.handle);
@@ -474,6 +477,7 @@ unsafe fn record_ioctl(
             }
         }
         nr::MODE_MAP_DUMB => {
+            // SAFETY: `p` is this request's struct, which the kernel read.
             let a: uapi::ModeMapDumb = unsafe { arg(p) };
             if ok {
                 remember_offset(fd, a.offset, a.handle);
@@ -484,6 +488,7 @@ unsafe fn record_ioctl(
             }
         }
         nr::VC4_GEM_MADVISE => {
+            // SAFETY: `p` is this request's struct, which the kernel read.
             let a: uapi::Vc4GemMadvise = unsafe { arg(p) };
             Body::Madvise {
                 handle: a.handle,
@@ -492,6 +497,7 @@ unsafe fn record_ioctl(
             }
         }
         nr::VC4_SUBMIT_CL => {
+            // SAFETY: `p` is this request's struct, which the kernel read.
             let a: uapi::Vc4SubmitCl = unsafe { arg(p) };
             let handles = if ok && a.bo_handle_count <= MAX_JOB_HANDLES && a.bo_handles != 0 {
                 // SAFETY: the kernel copied this many handles from here: the call succeeded.
@@ -535,6 +541,7 @@ unsafe fn record_ioctl(
             })
         }
         nr::VC4_WAIT_SEQNO => {
+            // SAFETY: `p` is this request's struct, which the kernel read.
             let a: uapi::Vc4WaitSeqno = unsafe { arg(p) };
             Body::WaitSeqno {
                 seqno: a.seqno,
@@ -543,6 +550,7 @@ unsafe fn record_ioctl(
             }
         }
         nr::VC4_WAIT_BO => {
+            // SAFETY: `p` is this request's struct, which the kernel read.
             let a: uapi::Vc4WaitBo = unsafe { arg(p) };
             Body::WaitBo {
                 handle: a.handle,
@@ -551,6 +559,7 @@ unsafe fn record_ioctl(
             }
         }
         nr::PRIME_HANDLE_TO_FD => {
+            // SAFETY: `p` is this request's struct, which the kernel read.
             let a: uapi::PrimeHandle = unsafe { arg(p) };
             let inode = if ok {
                 set_fd_kind(a.fd, FD_DMABUF);
@@ -566,6 +575,7 @@ unsafe fn record_ioctl(
             }
         }
         nr::PRIME_FD_TO_HANDLE => {
+            // SAFETY: `p` is this request's struct, which the kernel read.
             let a: uapi::PrimeHandle = unsafe { arg(p) };
             let inode = if ok {
                 if fd_kind(a.fd) == FD_NONE {
@@ -582,6 +592,7 @@ unsafe fn record_ioctl(
             }
         }
         nr::MODE_ADDFB => {
+            // SAFETY: `p` is this request's struct, which the kernel read.
             let a: uapi::ModeFbCmd = unsafe { arg(p) };
             Body::AddFb {
                 fb_id: a.fb_id,
@@ -592,6 +603,7 @@ unsafe fn record_ioctl(
             }
         }
         nr::MODE_ADDFB2 => {
+            // SAFETY: `p` is this request's struct, which the kernel read.
             let a: uapi::ModeFbCmd2 = unsafe { arg(p) };
             Body::AddFb {
                 fb_id: a.fb_id,
@@ -602,9 +614,11 @@ unsafe fn record_ioctl(
             }
         }
         nr::MODE_RMFB => Body::RmFb {
+            // SAFETY: `p` is this request's struct, which the kernel read.
             fb_id: unsafe { arg::<u32>(p) },
         },
         nr::MODE_SETCRTC => {
+            // SAFETY: `p` is this request's struct, which the kernel read.
             let a: uapi::ModeCrtc = unsafe { arg(p) };
             Body::SetCrtc {
                 crtc_id: a.crtc_id,
@@ -612,6 +626,7 @@ unsafe fn record_ioctl(
             }
         }
         nr::MODE_PAGE_FLIP => {
+            // SAFETY: `p` is this request's struct, which the kernel read.
             let a: uapi::ModeCrtcPageFlip = unsafe { arg(p) };
             Body::PageFlip {
                 crtc_id: a.crtc_id,
@@ -621,6 +636,7 @@ unsafe fn record_ioctl(
             }
         }
         nr::MODE_CREATE_DUMB => {
+            // SAFETY: `p` is this request's struct, which the kernel read.
             let a: uapi::ModeCreateDumb = unsafe { arg(p) };
             Body::CreateDumb {
                 handle: a.handle,
@@ -631,6 +647,7 @@ unsafe fn record_ioctl(
             }
         }
         nr::MODE_DESTROY_DUMB => Body::DestroyDumb {
+            // SAFETY: `p` is this request's struct, which the kernel read.
             handle: unsafe { arg::<uapi::ModeDestroyDumb>(p) }.handle,
         },
         _ => return,

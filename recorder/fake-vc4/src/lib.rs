@@ -539,7 +539,9 @@ fn next_ioctl(fd: c_int, req: c_ulong, p: *mut c_void) -> Answer {
 /// A new handle, the lowest free one from 1 (as the kernel's idr gives them).
 fn new_handle(d: &mut Device, f: usize, bo: usize) -> u32 {
     let file = &mut d.files[f];
-    let h = (1..).find(|h| !file.handles.contains_key(h)).unwrap_or(u32::MAX);
+    let h = (1..)
+        .find(|h| !file.handles.contains_key(h))
+        .unwrap_or(u32::MAX);
     file.handles.insert(h, bo);
     d.bos[bo].refs += 1;
     h
@@ -611,11 +613,10 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
     if p.is_null() && !matches!(req, nr::SET_MASTER | nr::DROP_MASTER) {
         return Err(libc::EFAULT);
     }
-    // SAFETY (every io/put below): `p` is the program's argument for this
-    // request, a struct of the request's type.
     match req {
         nr::VC4_CREATE_BO if shim => {
             let r = next_ioctl(fd, request, p)?;
+            // SAFETY: `p` is the program's struct for this request.
             let a: uapi::Vc4CreateBo = unsafe { io(p) };
             let mut d = device();
             let b = new_bo(&mut d, a.size as u64)?;
@@ -624,16 +625,19 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
             Ok(r)
         }
         nr::VC4_CREATE_BO => {
+            // SAFETY: `p` is the program's struct for this request.
             let mut a: uapi::Vc4CreateBo = unsafe { io(p) };
             let mut d = device();
             let b = new_bo(&mut d, a.size as u64)?;
             a.handle = new_handle(&mut d, f, b);
+            // SAFETY: `p` is the program's struct for this request.
             unsafe { put(p, a) };
             Ok(0)
         }
         nr::VC4_CREATE_SHADER_BO => {
+            // SAFETY: `p` is the program's struct for this request.
             let mut a: uapi::Vc4CreateShaderBo = unsafe { io(p) };
-            if a.size == 0 || a.size % 8 != 0 || a.data == 0 {
+            if a.size == 0 || !a.size.is_multiple_of(8) || a.data == 0 {
                 return Err(libc::EINVAL);
             }
             // SAFETY: the program passes `size` bytes of shader code at `data`.
@@ -650,10 +654,12 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
                 unsafe { libc::pwrite(d.memfd, code.as_ptr().cast(), code.len(), off as i64) };
                 a.handle = new_handle(&mut d, f, b);
             }
+            // SAFETY: `p` is the program's struct for this request.
             unsafe { put(p, a) };
             Ok(0)
         }
         nr::GEM_CLOSE => {
+            // SAFETY: `p` is the program's struct for this request.
             let a: uapi::GemClose = unsafe { io(p) };
             if shim {
                 let mut d = device();
@@ -680,13 +686,16 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
         }
         nr::VC4_MMAP_BO if shim => next_ioctl(fd, request, p),
         nr::VC4_MMAP_BO => {
+            // SAFETY: `p` is the program's struct for this request.
             let mut a: uapi::Vc4MmapBo = unsafe { io(p) };
             let d = device();
             a.offset = d.bos[bo_of(&d, f, a.handle)?].offset;
+            // SAFETY: `p` is the program's struct for this request.
             unsafe { put(p, a) };
             Ok(0)
         }
         nr::VC4_GET_PARAM => {
+            // SAFETY: `p` is the program's struct for this request.
             let mut a: uapi::Vc4GetParam = unsafe { io(p) };
             a.value = match a.param {
                 // "V3D" and technology version 2, as VideoCore IV reports.
@@ -704,10 +713,12 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
             if shim && matches!(a.param, uapi::param::V3D_IDENT0 | uapi::param::V3D_IDENT1) {
                 return next_ioctl(fd, request, p);
             }
+            // SAFETY: `p` is the program's struct for this request.
             unsafe { put(p, a) };
             Ok(0)
         }
         nr::VC4_SET_TILING | nr::VC4_GET_TILING => {
+            // SAFETY: `p` is the program's struct for this request.
             let mut a: uapi::Vc4Tiling = unsafe { io(p) };
             let mut d = device();
             let b = bo_of(&d, f, a.handle)?;
@@ -715,12 +726,14 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
                 d.bos[b].modifier = a.modifier;
             } else {
                 a.modifier = d.bos[b].modifier;
+                // SAFETY: `p` is the program's struct for this request.
                 unsafe { put(p, a) };
             }
             Ok(0)
         }
         nr::VC4_LABEL_BO => Ok(0),
         nr::VC4_GEM_MADVISE => {
+            // SAFETY: `p` is the program's struct for this request.
             let mut a: uapi::Vc4GemMadvise = unsafe { io(p) };
             if a.madv != uapi::VC4_MADV_WILLNEED && a.madv != uapi::VC4_MADV_DONTNEED {
                 return Err(libc::EINVAL);
@@ -728,10 +741,12 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
             bo_of(&device(), f, a.handle).map_err(|_| libc::ENOENT)?;
             // No memory pressure here: never purged.
             a.retained = 1;
+            // SAFETY: `p` is the program's struct for this request.
             unsafe { put(p, a) };
             Ok(0)
         }
         nr::VC4_SUBMIT_CL => {
+            // SAFETY: `p` is the program's struct for this request.
             let mut a: uapi::Vc4SubmitCl = unsafe { io(p) };
             if a.bo_handle_count > 0 && a.bo_handles == 0 {
                 return Err(libc::EFAULT);
@@ -758,14 +773,17 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
                 d.bos[b].last_seqno = seqno;
             }
             a.seqno = seqno;
+            // SAFETY: `p` is the program's struct for this request.
             unsafe { put(p, a) };
             Ok(0)
         }
         nr::VC4_WAIT_SEQNO => {
+            // SAFETY: `p` is the program's struct for this request.
             let a: uapi::Vc4WaitSeqno = unsafe { io(p) };
             wait_seqno(a.seqno, a.timeout_ns)
         }
         nr::VC4_WAIT_BO => {
+            // SAFETY: `p` is the program's struct for this request.
             let a: uapi::Vc4WaitBo = unsafe { io(p) };
             let seqno = {
                 let d = device();
@@ -774,6 +792,7 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
             wait_seqno(seqno, a.timeout_ns)
         }
         nr::PRIME_HANDLE_TO_FD => {
+            // SAFETY: `p` is the program's struct for this request.
             let mut a: uapi::PrimeHandle = unsafe { io(p) };
             let mut d = device();
             let b = bo_of(&d, f, a.handle).map_err(|_| libc::ENOENT)?;
@@ -790,6 +809,7 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
                     // A dma-buf's size is what lseek(fd, 0, SEEK_END) says (Mesa asks).
                     // SAFETY: sizing our own memfd (sparse).
                     unsafe { libc::ftruncate(m, d.bos[b].size as i64) };
+                    // SAFETY: `p` is the program's struct for this request.
                     let mut st: libc::stat = unsafe { std::mem::zeroed() };
                     // SAFETY: valid stat pointer.
                     unsafe { libc::fstat(m, &mut st) };
@@ -816,11 +836,14 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
                 return Err(errno());
             }
             a.fd = new;
+            // SAFETY: `p` is the program's struct for this request.
             unsafe { put(p, a) };
             Ok(0)
         }
         nr::PRIME_FD_TO_HANDLE => {
+            // SAFETY: `p` is the program's struct for this request.
             let mut a: uapi::PrimeHandle = unsafe { io(p) };
+            // SAFETY: `p` is the program's struct for this request.
             let mut st: libc::stat = unsafe { std::mem::zeroed() };
             // SAFETY: valid stat pointer.
             if unsafe { libc::fstat(a.fd, &mut st) } != 0 {
@@ -835,7 +858,9 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
                 .map(|(&h, _)| h);
             a.handle = match (existing, d.bos[b].parked) {
                 (Some(h), _) => h,
-                (None, Some((pf, h))) if shim && pf == f && !d.files[f].handles.contains_key(&h) => {
+                (None, Some((pf, h)))
+                    if shim && pf == f && !d.files[f].handles.contains_key(&h) =>
+                {
                     d.files[f].handles.insert(h, b);
                     d.bos[b].refs += 1;
                     d.bos[b].parked = None;
@@ -844,10 +869,12 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
                 (None, _) if shim => return Err(libc::EINVAL),
                 (None, _) => new_handle(&mut d, f, b),
             };
+            // SAFETY: `p` is the program's struct for this request.
             unsafe { put(p, a) };
             Ok(0)
         }
         nr::GET_CAP => {
+            // SAFETY: `p` is the program's struct for this request.
             let mut a: uapi::GetCap = unsafe { io(p) };
             a.value = match a.capability {
                 uapi::cap::DUMB_BUFFER => 1,
@@ -863,12 +890,14 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
                 _ if shim => return next_ioctl(fd, request, p),
                 _ => return Err(libc::EINVAL),
             };
+            // SAFETY: `p` is the program's struct for this request.
             unsafe { put(p, a) };
             Ok(0)
         }
         nr::SET_CLIENT_CAP => Ok(0),
         nr::SET_MASTER | nr::DROP_MASTER => Ok(0),
         nr::VERSION if !shim => {
+            // SAFETY: `p` is the program's struct for this request.
             let mut a: uapi::Version = unsafe { io(p) };
             let name = b"vc4";
             if !a.name.is_null() && a.name_len > 0 {
@@ -881,10 +910,12 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
             a.desc_len = 0;
             a.version_major = 0;
             a.version_minor = 0;
+            // SAFETY: `p` is the program's struct for this request.
             unsafe { put(p, a) };
             Ok(0)
         }
         nr::MODE_GETRESOURCES => {
+            // SAFETY: `p` is the program's struct for this request.
             let mut a: uapi::ModeCardRes = unsafe { io(p) };
             // SAFETY: the arrays are the program's, of the counts it passed.
             unsafe {
@@ -903,10 +934,12 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
             a.count_connectors = 1;
             a.count_encoders = 1;
             (a.min_width, a.max_width, a.min_height, a.max_height) = (1, 2048, 1, 2048);
+            // SAFETY: `p` is the program's struct for this request.
             unsafe { put(p, a) };
             Ok(0)
         }
         nr::MODE_GETCONNECTOR => {
+            // SAFETY: `p` is the program's struct for this request.
             let mut a: uapi::ModeGetConnector = unsafe { io(p) };
             if a.connector_id != CONNECTOR {
                 return Err(libc::ENOENT);
@@ -929,10 +962,12 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
             a.connection = 1; // connected
             (a.mm_width, a.mm_height) = (520, 290);
             a.subpixel = 1;
+            // SAFETY: `p` is the program's struct for this request.
             unsafe { put(p, a) };
             Ok(0)
         }
         nr::MODE_GETENCODER => {
+            // SAFETY: `p` is the program's struct for this request.
             let mut a: uapi::ModeGetEncoder = unsafe { io(p) };
             if a.encoder_id != ENCODER {
                 return Err(libc::ENOENT);
@@ -941,10 +976,12 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
             a.crtc_id = CRTC;
             a.possible_crtcs = 1;
             a.possible_clones = 0;
+            // SAFETY: `p` is the program's struct for this request.
             unsafe { put(p, a) };
             Ok(0)
         }
         nr::MODE_GETCRTC => {
+            // SAFETY: `p` is the program's struct for this request.
             let mut a: uapi::ModeCrtc = unsafe { io(p) };
             if a.crtc_id != CRTC {
                 return Err(libc::ENOENT);
@@ -952,13 +989,16 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
             a.mode = mode_1080p();
             a.mode_valid = 1;
             a.gamma_size = 256;
+            // SAFETY: `p` is the program's struct for this request.
             unsafe { put(p, a) };
             Ok(0)
         }
         nr::MODE_ADDFB | nr::MODE_ADDFB2 => {
             let handle = if req == nr::MODE_ADDFB {
+                // SAFETY: `p` is the program's struct for this request.
                 unsafe { io::<uapi::ModeFbCmd>(p) }.handle
             } else {
+                // SAFETY: `p` is the program's struct for this request.
                 unsafe { io::<uapi::ModeFbCmd2>(p) }.handles[0]
             };
             let mut d = device();
@@ -971,21 +1011,27 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
             d.next_fb += 1;
             d.fbs.insert(id, Fb { bo });
             if req == nr::MODE_ADDFB {
+                // SAFETY: `p` is the program's struct for this request.
                 let mut a: uapi::ModeFbCmd = unsafe { io(p) };
                 a.fb_id = id;
+                // SAFETY: `p` is the program's struct for this request.
                 unsafe { put(p, a) };
             } else {
+                // SAFETY: `p` is the program's struct for this request.
                 let mut a: uapi::ModeFbCmd2 = unsafe { io(p) };
                 a.fb_id = id;
+                // SAFETY: `p` is the program's struct for this request.
                 unsafe { put(p, a) };
             }
             Ok(0)
         }
         nr::MODE_RMFB => {
+            // SAFETY: `p` is the program's struct for this request.
             let id: u32 = unsafe { io(p) };
             device().fbs.remove(&id).map(|_| 0).ok_or(libc::ENOENT)
         }
         nr::MODE_SETCRTC => {
+            // SAFETY: `p` is the program's struct for this request.
             let a: uapi::ModeCrtc = unsafe { io(p) };
             if a.crtc_id != CRTC || (a.fb_id != 0 && !device().fbs.contains_key(&a.fb_id)) {
                 return Err(libc::EINVAL);
@@ -993,6 +1039,7 @@ fn handle_ioctl(fd: c_int, f: usize, request: c_ulong, p: *mut c_void) -> Answer
             Ok(0)
         }
         nr::MODE_PAGE_FLIP => {
+            // SAFETY: `p` is the program's struct for this request.
             let a: uapi::ModeCrtcPageFlip = unsafe { io(p) };
             let mut d = device();
             if a.crtc_id != CRTC {
