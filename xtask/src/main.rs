@@ -7,6 +7,8 @@ mod firmware;
 mod lint;
 mod listen;
 mod qemu;
+mod record_convert;
+mod recorder_cmd;
 mod report_cmd;
 mod report_out;
 mod run;
@@ -47,6 +49,10 @@ enum Command {
     Lint(lint::LintArgs),
     /// Replay a trace through the pool core on the host with a modelled mover.
     Sim(sim::SimArgs),
+    /// Convert recorder raw files (several processes merged) to a vc4 `@@@` trace.
+    RecordConvert(record_convert::RecordConvertArgs),
+    /// Build the LD_PRELOAD recorder for the host or a Pi and print how to use it.
+    Recorder(recorder_cmd::RecorderArgs),
     /// Check a trace or print its statistics.
     Trace(trace_cmd::TraceArgs),
     /// Render a saved report.json (or record stream) again.
@@ -65,6 +71,8 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::Lint(args) => lint::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::RecordConvert(args) => record_convert::run(args),
+        Command::Recorder(args) => recorder_cmd::run(args),
         Command::Trace(args) => trace_cmd::run(args),
         Command::Report(args) => report_cmd::report(args),
         Command::Compare(args) => report_cmd::compare(args),

@@ -115,7 +115,7 @@ fn mib(bytes: u64) -> String {
     format!("{bytes} ({value:.1} {unit})")
 }
 
-fn stats_json(stats: &Stats, warnings: &Warnings) -> serde_json::Value {
+pub(crate) fn stats_json(stats: &Stats, warnings: &Warnings) -> serde_json::Value {
     let per_kind: serde_json::Map<_, _> = stats
         .per_kind
         .by_op()
