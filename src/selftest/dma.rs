@@ -138,7 +138,7 @@ fn raw_copy(
     unsafe { fill(src, len, seed) };
     if heap_src {
         // SAFETY: the allocation just made.
-        unsafe { crate::cache::clean(src as *const u8, len) };
+        unsafe { crate::cache::clean_invalidate(src as *const u8, len) };
     }
     let source = if heap_src {
         "heap to pool"
@@ -223,8 +223,9 @@ unsafe fn raw_copy_between(
     // The same copy by the CPU, for comparison (not checked: speed is a
     // measurement, and under QEMU an emulation artefact).
     let start = timer::now_ticks();
-    // SAFETY: both ranges are inside the pool, which the tests own.
-    unsafe { core::ptr::copy(src as *const u8, dst as *mut u8, len) };
+    // SAFETY: both ranges are inside the pool (or the cleaned allocation),
+    // which the tests own; the channel is idle.
+    unsafe { crate::copy::copy(dst as *mut u8, src as *const u8, len) };
     let cpu = timer::ticks_to_ns(timer::now_ticks() - start);
     checks.check(
         name,

@@ -10,6 +10,7 @@
 //! tests look up. A mode returns its number of failed checks, its exit code.
 
 pub mod boot;
+pub mod bringup;
 pub mod crash;
 pub mod dma;
 pub mod faults;

@@ -62,7 +62,8 @@ pub mod fault {
     /// A byte flipped in the destination after a CPU copy is found.
     pub const CPU_DESTINATION_CORRUPTED: &str =
         "fault: destination corrupted after a CPU copy is detected";
-    /// A transfer on a disabled channel times out and the CPU redoes it.
+    /// A transfer whose control block links to itself times out, is aborted
+    /// and the CPU redoes it.
     pub const TIMEOUT_REDONE_BY_CPU: &str =
         "fault: a DMA transfer that never completes times out and the CPU redoes it";
 
@@ -75,6 +76,24 @@ pub mod fault {
         CPU_DESTINATION_CORRUPTED,
         TIMEOUT_REDONE_BY_CPU,
     ];
+}
+
+/// The bring-up mode (`Command::Bringup`).
+pub mod bringup {
+    /// The ARM and core clocks were read back after the set (a rate, not
+    /// necessarily the maximum: QEMU ignores the set).
+    pub const CLOCKS: &str = "bringup: clocks read back after the set";
+    /// The cache-coherency probe behaved as it must where it ran: the stale
+    /// case seen on silicon, not under QEMU, never after the clean.
+    pub const COHERENCY: &str = "bringup: cache-coherency probe";
+    /// Every measured copy was exact.
+    pub const COPIES_EXACT: &str = "bringup: every measured copy is exact";
+    /// On silicon, the cycle counter runs within 1 % of the ARM clock set
+    /// (under QEMU it only has to count).
+    pub const CALIBRATION: &str = "bringup: cycle counter calibration";
+
+    /// Every bring-up check, in the order the firmware runs them.
+    pub const ALL: [&str; 4] = [CLOCKS, COHERENCY, COPIES_EXACT, CALIBRATION];
 }
 
 /// How the driver-level copies of the DMA tests cut a transfer into blocks.
@@ -190,7 +209,11 @@ mod tests {
 
     #[test]
     fn fixed_names_are_distinct() {
-        let mut names: Vec<&str> = boot::ALL.into_iter().chain(fault::ALL).collect();
+        let mut names: Vec<&str> = boot::ALL
+            .into_iter()
+            .chain(fault::ALL)
+            .chain(bringup::ALL)
+            .collect();
         names.extend([
             NO_DMA_CHANNEL,
             DMA_OPEN,
