@@ -3,7 +3,8 @@
 //! forced on the platform's channel, and a real lite channel; pool to pool,
 //! heap to pool and pool to heap through the DMA mover with every word
 //! verified; downward overlapping moves at distances from 4 KiB up to the
-//! size; a plan longer than the control-block area runs as several chains).
+//! size; a plan longer than the control-block area runs as several chains),
+//! and the CPU copy loop the DMA mover falls back to (`selftest::copy`).
 
 use super::{fill, first_mismatch, ms, open, platform_channel, read_word, write_word, Checks};
 use super::{KIB, MIB};
@@ -48,6 +49,7 @@ fn lite_channel(platform: &Platform) -> Option<u8> {
 /// The DMA mover tests; returns the number of failed checks.
 pub fn run(platform: &Platform, layout: &Layout) -> u32 {
     let mut checks = Checks::new();
+    super::copy::run(&mut checks, layout);
     let Some(channel) = platform_channel(&mut checks, platform) else {
         return checks.finish("DMA tests");
     };

@@ -329,6 +329,11 @@ fn dma_checks_wanted() -> Vec<String> {
     .map(DmaCheck::to_string)
     .collect();
     wanted.push(check::CHAINS_LONGER_THAN_CB_AREA.to_string());
+    for name in [check::CPU_COPY_DISJOINT, check::CPU_COPY_DOWNWARD] {
+        for memory in ["pool", "heap"] {
+            wanted.push(format!("{name} ({memory})"));
+        }
+    }
     wanted
 }
 

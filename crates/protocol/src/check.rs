@@ -45,6 +45,11 @@ pub const DMA_OPEN: &str = "dma open";
 pub const DMA_MOVER_OPEN: &str = "dma mover open";
 /// A DMA channel could not be opened for a fault test.
 pub const FAULT_OPEN: &str = "fault open";
+/// The CPU copy loop copied disjoint ranges at odd offsets and lengths
+/// exactly (the memory it ran in follows in parentheses: pool, heap).
+pub const CPU_COPY_DISJOINT: &str = "cpu copy: disjoint, odd offsets and lengths";
+/// The CPU copy loop copied downward overlapping ranges exactly.
+pub const CPU_COPY_DOWNWARD: &str = "cpu copy: downward overlapping";
 /// A plan longer than the control-block area ran as several chains.
 pub const CHAINS_LONGER_THAN_CB_AREA: &str = "dma chains longer than the control-block area";
 
@@ -220,6 +225,8 @@ mod tests {
             DMA_MOVER_OPEN,
             FAULT_OPEN,
             CHAINS_LONGER_THAN_CB_AREA,
+            CPU_COPY_DISJOINT,
+            CPU_COPY_DOWNWARD,
         ]);
         let count = names.len();
         names.sort_unstable();
