@@ -39,7 +39,7 @@ const GUARD: u32 = 0x6A6A_6A6A;
 
 /// A lite channel to test on: one from the firmware's mask, or channel 8
 /// under QEMU (which models every channel and has none in its mask).
-fn lite_channel(platform: &Platform) -> Option<u8> {
+pub(super) fn lite_channel(platform: &Platform) -> Option<u8> {
     let mask = platform.record.dma_channel_mask.unwrap_or(0);
     (7..=14)
         .find(|c| mask & (1 << c) != 0)
