@@ -139,7 +139,10 @@ pub fn run(platform: &Platform, layout: &Layout) -> u32 {
         let mut ch = match channel.map(|n| DmaChannel::open(n, engine_for(n, platform.emulated))) {
             Some(Ok(ch)) => Some(ch),
             Some(Err(e)) => {
-                send(BringupItem::Note(format!("{}: cannot open: {e:?}", engine.label())));
+                send(BringupItem::Note(format!(
+                    "{}: cannot open: {e:?}",
+                    engine.label()
+                )));
                 continue;
             }
             None => None,
@@ -166,11 +169,17 @@ pub fn run(platform: &Platform, layout: &Layout) -> u32 {
 /// the cache (dirty), the pool destination holds a third one.
 fn coherency_probe(platform: &Platform, layout: &Layout, channel: u8, out: &mut Bringup) {
     let Some(heap) = HeapBuffer::new(PROBE_BYTES) else {
-        return send(BringupItem::Note(String::from("no heap for the coherency probe")));
+        return send(BringupItem::Note(String::from(
+            "no heap for the coherency probe",
+        )));
     };
     let mut ch = match DmaChannel::open(channel, engine_for(channel, platform.emulated)) {
         Ok(ch) => ch,
-        Err(e) => return send(BringupItem::Note(format!("coherency probe: cannot open: {e:?}"))),
+        Err(e) => {
+            return send(BringupItem::Note(format!(
+                "coherency probe: cannot open: {e:?}"
+            )))
+        }
     };
     let (src, dst) = (heap.addr(), layout.pool.start);
     let (old, new) = (0x01d_u64, 0x2e4_u64);
@@ -194,7 +203,9 @@ fn coherency_probe(platform: &Platform, layout: &Layout, channel: u8, out: &mut 
             .map_err(|e| format!("{e:?}"))
             .and_then(|()| ch.wait().map(|_| ()).map_err(|f| format!("{f:?}")));
         if let Err(e) = done {
-            return send(BringupItem::Note(format!("coherency probe: transfer failed: {e}")));
+            return send(BringupItem::Note(format!(
+                "coherency probe: transfer failed: {e}"
+            )));
         }
         let words = PROBE_BYTES / 4;
         let (mut stale, mut wrong) = (0, 0);
@@ -239,12 +250,17 @@ fn measure(
     layout: &Layout,
 ) -> Option<CopyThroughput> {
     if 2 * size.next_multiple_of(PAGE) > layout.pool.len() {
-        send(BringupItem::Note(format!("{size} bytes: the pool is too small")));
+        send(BringupItem::Note(format!(
+            "{size} bytes: the pool is too small"
+        )));
         return None;
     }
     let heap = HeapBuffer::new(size.next_multiple_of(PAGE))?;
     let (src, dst) = ends(route, layout.pool.start, heap.addr(), size);
-    let (src_heap, dst_heap) = (route == CopyRoute::HeapToPool, route == CopyRoute::PoolToHeap);
+    let (src_heap, dst_heap) = (
+        route == CopyRoute::HeapToPool,
+        route == CopyRoute::PoolToHeap,
+    );
     let seed = (size as u64) ^ ((route as u64) << 40);
     let mut best = u64::MAX;
     let mut correct = true;
