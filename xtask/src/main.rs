@@ -1,5 +1,6 @@
 //! `cargo xtask <verb>`: everything a user or CI does, in one place.
 
+mod a53;
 mod decode;
 mod firmware;
 mod lint;
