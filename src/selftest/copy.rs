@@ -116,7 +116,7 @@ unsafe fn case(src: usize, dst: usize, len: usize, seed: u64) -> Result<(), Stri
 /// `region` must be mapped Normal memory the caller owns, with no DMA
 /// transfer using it.
 unsafe fn run_in(region: usize, what: &str, checks: &mut Checks) {
-    let mut seed = 0xC0FF_EEu64;
+    let mut seed = 0x00C0_FFEE_u64;
     let mut first_error = None;
     let mut cases = 0;
     for &len in &LENGTHS {

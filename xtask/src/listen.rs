@@ -58,8 +58,8 @@ pub fn run(args: ListenArgs) -> Result<ExitCode> {
         }
         Decoded::Record(record) => {
             progress.on_record(&record);
-            finished.set(finished.get() || matches!(record, records::Record::Finished { .. }));
-            if let Err(e) = collector.push(record) {
+            finished.set(finished.get() || matches!(*record, records::Record::Finished { .. }));
+            if let Err(e) = collector.push(*record) {
                 progress.println(&format!("warning: {e}"));
             }
         }

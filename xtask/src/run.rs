@@ -81,10 +81,10 @@ pub fn boot_and_collect(
         match event {
             Decoded::Log(line) => session.log.push(line),
             Decoded::Record(record) => {
-                if let Err(e) = session.collector.push(record.clone()) {
+                if let Err(e) = session.collector.push((*record).clone()) {
                     eprintln!("warning: {e}");
                 }
-                session.records.push(record);
+                session.records.push(*record);
             }
             Decoded::Malformed(text) => {
                 eprintln!("warning: {text}");

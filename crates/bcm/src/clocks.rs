@@ -168,10 +168,13 @@ mod tests {
     use std::vec;
     use std::vec::Vec;
 
+    /// Answers one tag: (tag, request words) to value words, or `None`.
+    type Answers<'a> = &'a dyn Fn(u32, &[u32]) -> Option<Vec<u32>>;
+
     /// A stand-in VideoCore that walks the tags in order. `known` answers a
     /// tag and its request words with value words; other tags are marked
     /// answered with length 0, as QEMU 7.2 marks tags it does not know.
-    fn answer(buf: &mut [u32], known: &dyn Fn(u32, &[u32]) -> Option<Vec<u32>>) {
+    fn answer(buf: &mut [u32], known: Answers<'_>) {
         let mut i = 2;
         while buf[i] != 0 {
             let (id, size) = (buf[i], buf[i + 1] as usize / 4);

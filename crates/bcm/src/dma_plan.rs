@@ -582,9 +582,9 @@ mod tests {
             assert_eq!(b.ti, p.ti());
             if p.is_wide() {
                 assert!(
-                    phys(b.source_ad) % WIDE_ALIGN == 0
-                        && phys(b.dest_ad) % WIDE_ALIGN == 0
-                        && b.txfr_len as u64 % WIDE_ALIGN == 0,
+                    phys(b.source_ad).is_multiple_of(WIDE_ALIGN)
+                        && phys(b.dest_ad).is_multiple_of(WIDE_ALIGN)
+                        && (b.txfr_len as u64).is_multiple_of(WIDE_ALIGN),
                     "a wide block must be 16-byte aligned: {b:?}"
                 );
             }
