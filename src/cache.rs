@@ -5,8 +5,8 @@
 //! touches Normal cacheable memory (the backing heap of overflow buffers) needs
 //! the CPU's view and memory's view made to agree around it:
 //!
-//! - source in cacheable memory: [`clean`] it before the transfer, so dirty
-//!   lines reach SDRAM before the engine reads it;
+//! - source in cacheable memory: [`clean_invalidate`] it before the transfer,
+//!   so dirty lines reach SDRAM before the engine reads it;
 //! - destination in cacheable memory: [`invalidate`] it before the transfer,
 //!   so no dirty line is written back over the engine's data when it is
 //!   evicted later, and [`invalidate`] it again after completion, because the
@@ -55,13 +55,24 @@ macro_rules! by_line {
     }};
 }
 
-/// Writes dirty lines of `[start, start + len)` back to memory (`dc cvac`).
+/// Writes dirty lines of `[start, start + len)` back to memory and drops them
+/// from the cache (`dc civac`), before the DMA engine reads the range.
+///
+/// Clean *and invalidate*, not the plain clean (`dc cvac`) a DMA read would
+/// need, because of Cortex-A53 erratum 855873 (the BCM2837 is r0p4): an
+/// eviction of a line can overtake a clean by address of the same line, so
+/// the clean reports done while the line's data is not yet in memory; the
+/// engine would then read stale bytes. The erratum notice's workarounds are
+/// to set CPUACTLR_EL1 bit 44 (which only EL3 may write, and the Pi's
+/// armstub does not) or to use `dc civac`, which the erratum does not
+/// affect. Silicon only: QEMU models no caches.
 ///
 /// # Safety
-/// The whole range must be mapped. Cleaning never changes the data the CPU
-/// sees, so the range may be shared with other data.
-pub unsafe fn clean(start: *const u8, len: usize) {
-    by_line!("cvac", start as usize, len);
+/// The whole range must be mapped. Cleaning and invalidating never changes
+/// the data the CPU sees (the next read refetches what was written back), so
+/// the range may be shared with other data.
+pub unsafe fn clean_invalidate(start: *const u8, len: usize) {
+    by_line!("civac", start as usize, len);
 }
 
 /// Discards the lines of `[start, start + len)` without writing them back

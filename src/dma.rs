@@ -111,6 +111,12 @@ register_structs! {
 /// Error bits of DEBUG (all write-1-to-clear).
 const DEBUG_ERRORS: u32 = 0b111;
 
+/// How long CS.RESET may take to clear after it is written. The datasheet
+/// (4.2.1.2) says only that the bit "will self clear"; Linux's driver
+/// (`bcm2835_dma_abort`) bounds its waits on the channel the same way, so a
+/// channel that never comes out of reset is reported, not waited on forever.
+const RESET_TIMEOUT_US: u64 = 1_000;
+
 /// The control-block area. `.coherent` is mapped Normal non-cacheable, so the
 /// engine reads what the CPU wrote once a `dsb` has drained the write buffer;
 /// it is NOLOAD, hence `MaybeUninit`: every slot is written before use.
@@ -136,6 +142,8 @@ pub enum DmaError {
     InFlight,
     /// The control-block area is not addressable by the engine.
     BadCbArea { addr: u64 },
+    /// CS.RESET did not clear within its bound after the channel was reset.
+    ResetStuck { cs: u32 },
 }
 
 impl defmt::Format for DmaError {
@@ -153,6 +161,11 @@ impl defmt::Format for DmaError {
                     addr
                 )
             }
+            DmaError::ResetStuck { cs } => defmt::write!(
+                f,
+                "the DMA channel did not come out of reset within 1 ms (CS {=u32:#010x})",
+                cs
+            ),
         }
     }
 }
@@ -208,6 +221,8 @@ struct Job {
     /// Deadline of the running chain, in counter ticks.
     deadline: u64,
     chain_started: u64,
+    /// The last block of every chain points back at the first (fault tests).
+    self_linked: bool,
 }
 
 /// One DMA channel with exclusive use of the control-block area.
@@ -220,6 +235,8 @@ pub struct DmaChannel {
     job: Option<Job>,
     /// Chains written to CS.ACTIVE since the channel was opened.
     starts: u64,
+    /// Test hook: the next started plan's chain loops on itself.
+    self_link_next: bool,
 }
 
 impl DmaChannel {
@@ -261,9 +278,10 @@ impl DmaChannel {
             cbs_bus,
             job: None,
             starts: 0,
+            self_link_next: false,
         };
         set_channel_enabled(number, true);
-        channel.reset();
+        channel.reset()?;
         Ok(channel)
     }
 
@@ -322,9 +340,27 @@ impl DmaChannel {
             chain_len: 0,
             deadline: 0,
             chain_started: 0,
+            self_linked: core::mem::take(&mut self.self_link_next),
         });
         self.start_chain();
         Ok(())
+    }
+
+    /// Test hook: the next [`start`](Self::start) links the last control
+    /// block of its chain back to the first, so the engine copies the same
+    /// blocks again and again and the transfer never completes. It then
+    /// fails with a timeout and is aborted like any stuck transfer, which is
+    /// what the fault tests need, with no reliance on behaviour the
+    /// datasheet does not promise (a channel disabled in ENABLE is documented
+    /// for nothing more than its bit). The blocks themselves stay valid, and
+    /// repeating them rewrites the same bytes.
+    ///
+    /// QEMU 7.2 runs a whole chain inside the CS write that starts it, so a
+    /// looping chain would never return from that write there: under QEMU
+    /// the caller must keep the engine from running it (the fault test
+    /// clears the channel's ENABLE bit first, which QEMU honours).
+    pub fn self_link_next_start(&mut self) {
+        self.self_link_next = true;
     }
 
     /// Writes the next chain of the current job into the control-block area
@@ -344,7 +380,11 @@ impl DmaChannel {
                 .block(first + i)
                 .expect("block index within the plan");
             bytes += u64::from(block.txfr_len);
-            let next = (i + 1 < count).then(|| self.cbs_bus.offset(((i + 1) * CB_ALIGN) as u32));
+            let next = if i + 1 < count {
+                Some(self.cbs_bus.offset(((i + 1) * CB_ALIGN) as u32))
+            } else {
+                job.self_linked.then_some(self.cbs_bus)
+            };
             // SAFETY: `i < CB_SLOTS`, the area is claimed by this channel, and
             // the engine is idle, so nothing else reads or writes the slot.
             unsafe {
@@ -473,7 +513,9 @@ impl DmaChannel {
 
     /// Stops a running transfer: pause (clear ACTIVE), let outstanding AXI
     /// writes drain, then reset. Resetting with writes in flight can wedge the
-    /// AXI bus on silicon; QEMU has nothing in flight ever.
+    /// AXI bus on silicon; QEMU has nothing in flight ever. (CS.ABORT is not
+    /// used: it only ends the current block and loads the next, which a
+    /// looping or damaged chain would just run again.)
     fn abort(&mut self) {
         self.regs.cs.set(0);
         let until = timer::now_ticks() + timer::ns_to_ticks(1_000_000);
@@ -481,12 +523,24 @@ impl DmaChannel {
         {
             core::hint::spin_loop();
         }
-        self.reset();
+        if let Err(e) = self.reset() {
+            defmt::error!("DMA channel {=u8}: {}", self.number, e);
+        }
     }
 
-    /// Resets the channel and clears its flags and error bits.
-    fn reset(&mut self) {
+    /// Resets the channel, waits (bounded) until CS.RESET reads 0 again, and
+    /// clears its flags and error bits.
+    fn reset(&mut self) -> Result<(), DmaError> {
         self.regs.cs.write(CS::RESET::SET);
+        let until = timer::deadline_after_us(RESET_TIMEOUT_US);
+        while self.regs.cs.is_set(CS::RESET) {
+            if timer::now_ticks() > until {
+                return Err(DmaError::ResetStuck {
+                    cs: self.regs.cs.get(),
+                });
+            }
+            core::hint::spin_loop();
+        }
         self.regs.cs.write(CS::END::SET + CS::INT::SET);
         // DEBUG's error bits are write-1-to-clear on silicon, but QEMU 7.2
         // stores whatever is written: write back only the bits that are set.
@@ -496,6 +550,7 @@ impl DmaChannel {
         }
         self.regs.conblk_ad.set(0);
         barrier::dsb_sy();
+        Ok(())
     }
 }
 
@@ -509,8 +564,9 @@ impl Drop for DmaChannel {
 }
 
 /// Sets or clears channel `number`'s bit in the global ENABLE register (0 to
-/// 14; channel 15 has no bit). A disabled channel accepts CS.ACTIVE but never
-/// runs, which the fault tests use to provoke a timeout.
+/// 14; channel 15 has no bit). QEMU does not run a disabled channel, which
+/// the fault tests use there to keep a self-linked chain from looping inside
+/// the CS write (see [`DmaChannel::self_link_next_start`]).
 ///
 /// The datasheet defines enable bits for channels 0-14 only; the rest of the
 /// register is reserved, so it is read-modified-written. (QEMU resets ENABLE

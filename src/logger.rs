@@ -99,7 +99,12 @@ unsafe impl defmt::Logger for Logger {
 /// [`records::Record`]. Needs the heap.
 pub fn send_record(record: &records::Record) {
     match record.to_bytes() {
-        Ok(bytes) => defmt::info!("@rec {=[u8]}", bytes.as_slice()),
+        Ok(bytes) => send_record_bytes(&bytes),
         Err(_) => defmt::error!("a record could not be serialized with postcard; it is lost"),
     }
+}
+
+/// Sends a record already serialized with postcard (see [`send_record`]).
+pub fn send_record_bytes(bytes: &[u8]) {
+    defmt::info!("@rec {=[u8]}", bytes);
 }

@@ -10,7 +10,8 @@
 use crate::mmio::Mmio;
 use crate::{barrier, memory_map, timer};
 use bcm::addr::PhysAddr;
-use bcm::mailbox::{self, BoardInfo, BoardQuery, ResponseError, BOARD_QUERY_WORDS};
+use bcm::clocks::{ClockQuery, ClockSet, ClockState, SetAnswer, CLOCK_MESSAGE_WORDS};
+use bcm::mailbox::{self, BoardInfo, BoardQuery, BuildError, ResponseError, BOARD_QUERY_WORDS};
 use core::cell::UnsafeCell;
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::registers::{ReadOnly, WriteOnly};
@@ -81,14 +82,22 @@ impl Error {
     }
 }
 
-#[repr(C, align(16))]
-struct Buffer(UnsafeCell<[u32; BOARD_QUERY_WORDS]>);
+/// Words of the one message buffer: room for the largest message.
+const BUFFER_WORDS: usize = if BOARD_QUERY_WORDS > CLOCK_MESSAGE_WORDS {
+    BOARD_QUERY_WORDS
+} else {
+    CLOCK_MESSAGE_WORDS
+};
 
-// SAFETY: used only by the boot path on core 0, one exchange at a time.
+#[repr(C, align(16))]
+struct Buffer(UnsafeCell<[u32; BUFFER_WORDS]>);
+
+// SAFETY: used on core 0 only (cores 1-3 are parked), one exchange at a
+// time, never from an exception handler.
 unsafe impl Sync for Buffer {}
 
 #[link_section = ".coherent"]
-static BUFFER: Buffer = Buffer(UnsafeCell::new([0; BOARD_QUERY_WORDS]));
+static BUFFER: Buffer = Buffer(UnsafeCell::new([0; BUFFER_WORDS]));
 
 /// The ARM's side of the VideoCore mailboxes.
 pub struct Mailbox {
@@ -113,21 +122,47 @@ impl Mailbox {
     }
 }
 
-/// Asks the VideoCore everything in [`BoardInfo`] with one property message.
-pub fn query_board() -> Result<BoardInfo, Error> {
+/// Builds a message with `build`, exchanges it, and reads the answer with
+/// `parse`.
+fn message<Q, T>(
+    build: impl FnOnce(&mut [u32]) -> Result<(Q, usize), BuildError>,
+    parse: impl FnOnce(&Q, &[u32]) -> Result<T, ResponseError>,
+) -> Result<T, Error> {
     // SAFETY: the only user of BUFFER, single core; the VideoCore writes it
     // only between our write and its answer, while we do not touch it.
     let buf = unsafe { &mut *BUFFER.0.get() };
-    let (query, _words) = BoardQuery::build(buf).map_err(|_| Error::BufferTooSmall)?;
+    let (query, _words) = build(buf).map_err(|_| Error::BufferTooSmall)?;
     exchange(buf.as_ptr() as usize, core::mem::size_of_val(buf))?;
     // SAFETY: the answer is complete; read it through a fresh reference
     // (the VideoCore wrote the memory behind the compiler's back).
     let buf = unsafe { &*BUFFER.0.get() };
-    let words: [u32; BOARD_QUERY_WORDS] = core::array::from_fn(|i| {
+    let words: [u32; BUFFER_WORDS] = core::array::from_fn(|i| {
         // SAFETY: in bounds; volatile so the compiler reloads what the VideoCore wrote.
         unsafe { core::ptr::read_volatile(buf.as_ptr().add(i)) }
     });
-    query.parse(&words).map_err(Error::Response)
+    parse(&query, &words).map_err(Error::Response)
+}
+
+/// Asks the VideoCore everything in [`BoardInfo`] with one property message.
+pub fn query_board() -> Result<BoardInfo, Error> {
+    message(BoardQuery::build, BoardQuery::parse)
+}
+
+/// Sets the ARM clock to `arm_hz` and the core clock to `core_hz` (each
+/// when given), with turbo (voltage) following. The answer is the rate the
+/// VideoCore says it set; [`query_clocks`] says what is in force.
+pub fn set_clocks(arm_hz: Option<u32>, core_hz: Option<u32>) -> Result<SetAnswer, Error> {
+    message(|buf| ClockSet::build(buf, arm_hz, core_hz), ClockSet::parse)
+}
+
+/// Reads the clocks now: the rates in force, the measured rates and the
+/// throttled flags (with `clear_sticky`, the sticky flags are cleared first,
+/// see `bcm::clocks::ClockQuery::build`).
+pub fn query_clocks(clear_sticky: bool) -> Result<ClockState, Error> {
+    message(
+        |buf| ClockQuery::build(buf, clear_sticky),
+        ClockQuery::parse,
+    )
 }
 
 /// One property-channel exchange of the `len`-byte message at physical

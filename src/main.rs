@@ -4,10 +4,12 @@
 //! 1. `boot/boot.s`: EL3/EL2 to EL1h, park cores 1-3, stack, BSS, vectors.
 //! 2. [`mmu::enable_boot_map`]: MMU and caches on for the image, `.coherent`
 //!    and the peripherals, before any other Rust code (see mmu.rs for why).
-//! 3. [`mailbox::query_board`]: board, memory, clocks, DMA channels.
+//! 3. [`mailbox::query_board`]: board, memory, clocks, DMA channels; then
+//!    [`platform::raise_clocks`]: the ARM and core clocks to their maxima.
 //! 4. [`uart::init`] at 921600 baud from the reported UART clock; the defmt
 //!    logger works from here on.
-//! 5. QEMU or silicon ([`platform::detect`]), which the exit path follows.
+//! 5. QEMU or silicon ([`platform::detect`]), which the exit path and the
+//!    stopwatch follow; the cycle counter's calibration.
 //! 6. [`memory::plan`] the pool and heap, [`mmu::map_ram`], the heap.
 //! 7. The platform block and the Hello and Platform records.
 //! 8. The mode the command word asks for ([`protocol::command`]); then a Finished
@@ -20,6 +22,7 @@ extern crate alloc;
 
 mod barrier;
 mod cache;
+mod copy;
 mod dma;
 mod exceptions;
 mod exit;
@@ -31,6 +34,7 @@ mod memory_map;
 mod mmio;
 mod mmu;
 mod mover;
+mod output;
 mod platform;
 mod replay;
 mod selftest;
@@ -61,6 +65,10 @@ extern "C" fn kernel_main(entry_el: u64) -> ! {
         Ok(board) => (Some(board), None),
         Err(e) => (None, Some(e)),
     };
+    let clocks = board
+        .as_ref()
+        .map(platform::raise_clocks)
+        .unwrap_or_default();
     let uart_clock = board.and_then(|b| b.uart_clock_hz);
     let uart = uart::init(uart_clock.unwrap_or(uart::FALLBACK_CLOCK_HZ));
     let start_ns = timer::now_ns();
@@ -75,11 +83,19 @@ extern "C" fn kernel_main(entry_el: u64) -> ! {
         );
     }
 
+    if board.is_some() {
+        clocks.log();
+    }
+
     let detection = platform::detect(board.as_ref());
     exit::set_emulated(detection.emulated);
-    if let (false, Some(arm_hz)) = (detection.emulated, board.and_then(|b| b.arm_clock_hz)) {
+    // The stopwatch converts cycles at the ARM clock in force after the set
+    // (the boot query's rate if the read-back failed).
+    let arm_hz = clocks.state.arm_hz.or(board.and_then(|b| b.arm_clock_hz));
+    if let (false, Some(arm_hz)) = (detection.emulated, arm_hz) {
         timer::time_with_cycle_counter(arm_hz);
     }
+    let calibration = timer::calibrate(timer::CALIBRATION_US);
 
     let layout = match memory::plan(board.and_then(|b| b.arm_memory), mmu::coherent_range()) {
         Ok(layout) => layout,
@@ -95,8 +111,16 @@ extern "C" fn kernel_main(entry_el: u64) -> ! {
     // runs once, before the first allocation.
     unsafe { HEAP.init(layout.heap.start, layout.heap.len()) };
 
-    let platform =
-        platform::Platform::new(board, mailbox_error, entry_el, detection, uart, &layout);
+    let platform = platform::Platform::new(
+        board,
+        mailbox_error,
+        &clocks,
+        calibration,
+        entry_el,
+        detection,
+        uart,
+        &layout,
+    );
     platform.print(&layout);
     logger::send_record(&records::Record::Hello {
         protocol: records::PROTOCOL_VERSION,
@@ -141,6 +165,8 @@ fn run(command: Command, platform: &platform::Platform, layout: &memory::Layout)
         Command::DataAbort => selftest::crash::deliberate_data_abort(),
         Command::DmaTests => selftest::dma::run(platform, layout),
         Command::FaultTests => selftest::faults::run(platform, layout),
+        Command::Bringup => selftest::bringup::run(platform, layout),
+        Command::UartIsolation => replay::run_uart_isolation(platform, layout),
     }
 }
 

@@ -8,6 +8,7 @@ use crate::memory::Layout;
 use crate::{mailbox, timer, uart};
 use alloc::format;
 use alloc::string::String;
+use bcm::clocks::{ClockState, SetAnswer};
 use bcm::mailbox::BoardInfo;
 
 /// A Pi 3's generic timer frequency (set by the boot firmware).
@@ -66,6 +67,65 @@ impl Detection {
     }
 }
 
+/// What raising the clocks at boot gave.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClockSetup {
+    /// The rates asked for: the maxima from GET_MAX_CLOCK_RATE (`None`: no
+    /// maximum known, that clock is left alone).
+    pub requested: SetAnswer,
+    /// SET_CLOCK_RATE's answer, or why the message failed.
+    pub answer: Option<Result<SetAnswer, mailbox::Error>>,
+    /// The clocks read back afterwards (all `None` if the read failed).
+    pub state: ClockState,
+    pub state_error: Option<mailbox::Error>,
+}
+
+/// Raises the ARM clock (id 3) and the core clock (id 4), which also clocks
+/// the DMA engine, to the maxima the board query reported, then reads back
+/// what is in force. A Pi 3 boots with the ARM at 600 MHz of 1200 and the
+/// core at its minimum; without this every figure would be an idle-clock
+/// figure. Nothing is invented: a clock without a reported maximum is not
+/// set, and every rate shown is one the VideoCore answered.
+pub fn raise_clocks(board: &BoardInfo) -> ClockSetup {
+    let requested = SetAnswer {
+        arm_hz: board.arm_max_clock_hz,
+        core_hz: board.core_max_clock_hz,
+    };
+    let answer = (requested.arm_hz.is_some() || requested.core_hz.is_some())
+        .then(|| mailbox::set_clocks(requested.arm_hz, requested.core_hz));
+    let (state, state_error) = match mailbox::query_clocks(false) {
+        Ok(state) => (state, None),
+        Err(e) => (ClockState::default(), Some(e)),
+    };
+    ClockSetup {
+        requested,
+        answer,
+        state,
+        state_error,
+    }
+}
+
+impl ClockSetup {
+    /// Logs what was asked and answered (the block shows what is in force).
+    pub fn log(&self) {
+        let hz = |v: Option<u32>| v.map_or(0, u64::from);
+        match self.answer {
+            None => defmt::warn!("clocks: no maximum reported, nothing set"),
+            Some(Ok(a)) => defmt::info!(
+                "clocks: asked ARM {=u64} Hz and core {=u64} Hz (0: not asked); SET_CLOCK_RATE answered ARM {=u64} Hz, core {=u64} Hz (0: no answer)",
+                hz(self.requested.arm_hz),
+                hz(self.requested.core_hz),
+                hz(a.arm_hz),
+                hz(a.core_hz)
+            ),
+            Some(Err(e)) => defmt::error!("clocks: SET_CLOCK_RATE failed: {=str}", e.describe()),
+        }
+        if let Some(e) = self.state_error {
+            defmt::error!("clocks: reading them back failed: {=str}", e.describe());
+        }
+    }
+}
+
 /// Everything boot learned, handed to every mode.
 #[derive(Clone, Debug)]
 pub struct Platform {
@@ -94,9 +154,12 @@ fn mem_range(range: &core::ops::Range<usize>) -> records::MemRange {
 
 impl Platform {
     /// Puts the pieces together (needs the heap).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         board: Option<BoardInfo>,
         mailbox_error: Option<mailbox::Error>,
+        clocks: &ClockSetup,
+        calibration: records::Calibration,
         entry_el: u64,
         detection: Detection,
         uart: uart::Setup,
@@ -121,7 +184,14 @@ impl Platform {
             vc_memory: mem(board.vc_memory),
             arm_clock_hz: board.arm_clock_hz,
             arm_max_clock_hz: board.arm_max_clock_hz,
+            arm_clock_set_hz: clocks.state.arm_hz,
+            arm_clock_measured_hz: clocks.state.arm_measured_hz,
             core_clock_hz: board.core_clock_hz,
+            core_max_clock_hz: board.core_max_clock_hz,
+            core_clock_set_hz: clocks.state.core_hz,
+            core_clock_measured_hz: clocks.state.core_measured_hz,
+            throttled: clocks.state.throttled,
+            cycle_calibration: Some(calibration),
             uart_clock_hz: board.uart_clock_hz,
             timer_hz: detection.timer_hz,
             temperature_mc: board.temperature_mc,

@@ -91,17 +91,52 @@ pub fn cycles() -> u64 {
 static STOPWATCH_CYCLE_HZ: AtomicU64 = AtomicU64::new(0);
 
 /// Times moves and replays with the PMU cycle counter from now on, converting
-/// cycles at `arm_clock_hz` (the ARM clock the mailbox reported).
+/// cycles at `arm_clock_hz` (the ARM clock the mailbox reports after boot
+/// raised it to its maximum).
 ///
 /// Only for silicon. Under QEMU the cycle counter runs at QEMU's own notional
 /// rate, not at the ARM clock the emulated mailbox reports, so cycles cannot be
 /// turned into time there and the stopwatch stays on CNTPCT_EL0. On a Pi 3 the
-/// cycle counter resolves 1/1200 MHz instead of the counter's 1/19.2 MHz
-/// (52 ns, about a 4 KiB CPU copy). The VideoCore can lower the ARM clock
-/// when it throttles (temperature, under-voltage): the platform block prints
-/// the temperature, and a throttled run would show as slower moves.
+/// cycle counter resolves one ARM cycle (under 1 ns at the 1.2 GHz maximum)
+/// instead of the generic counter's 52 ns at 19.2 MHz (about a 4 KiB CPU
+/// copy). The conversion holds only while the ARM clock stays where it was
+/// set: the VideoCore lowers it silently when it throttles (temperature,
+/// under-voltage), so every run is bracketed by a [`calibrate`] and the
+/// throttled flags, and flagged when they disagree (`records::conditions`).
 pub fn time_with_cycle_counter(arm_clock_hz: u32) {
     STOPWATCH_CYCLE_HZ.store(u64::from(arm_clock_hz), Ordering::Relaxed);
+}
+
+/// The rate the stopwatch converts cycles with, when it uses the cycle
+/// counter (`None`: it uses CNTPCT_EL0).
+pub fn stopwatch_cycle_hz() -> Option<u64> {
+    match STOPWATCH_CYCLE_HZ.load(Ordering::Relaxed) {
+        0 => None,
+        hz => Some(hz),
+    }
+}
+
+/// The calibration interval every run is bracketed with.
+pub const CALIBRATION_US: u64 = 10_000;
+
+/// Counts PMU cycles over `micros` microseconds of the generic timer:
+/// busy-waits on CNTPCT_EL0 (so the interval is exact to one counter tick)
+/// and reads the cycle counter at both ends. Its rate is
+/// `records::Calibration::cycle_hz`.
+pub fn calibrate(micros: u64) -> records::Calibration {
+    let wanted = ns_to_ticks(micros.saturating_mul(1_000));
+    let start = now_ticks();
+    let c0 = cycles();
+    let mut now = start;
+    while now - start < wanted {
+        now = now_ticks();
+    }
+    let c1 = cycles();
+    records::Calibration {
+        counter_ticks: now - start,
+        counter_hz: frequency(),
+        cycles: c1.wrapping_sub(c0),
+    }
 }
 
 /// The stopwatch now, in its own ticks (see [`stopwatch_ns`]).

@@ -2,16 +2,23 @@
 //! [`memory_map::PL011`]).
 //!
 //! QEMU routes it to the first `-serial` and ignores the baud rate. On a real
-//! Pi 3 the PL011 drives Bluetooth unless `config.txt` has
-//! `dtoverlay=disable-bt`, and its clock is what `init_uart_clock` says
-//! (48 MHz in our config.txt); GPIO 14/15 must be switched to ALT0, which
-//! [`init`] does (harmless under QEMU).
+//! Pi 3 the PL011 reaches the header's GPIO 14/15 because [`init`] switches
+//! both pins to ALT0 (the PL011's TXD0/RXD0) with the pulls off; no
+//! `config.txt` line is involved (`dtoverlay=disable-bt` would do nothing: a
+//! bare-metal card has no device tree and no overlays). Its clock is what
+//! `init_uart_clock` says (48 MHz in our config.txt). Under QEMU the GPIO
+//! writes are harmless.
+//!
+//! On silicon a full transmit FIFO blocks the writer for about 11 µs per
+//! byte at 921600 baud; QEMU never does. [`set_paced`] makes the writer wait
+//! as a Pi's would, so the UART isolation test can show under QEMU that
+//! output time stays out of the timings.
 
 use crate::gpio::GPIO;
 use crate::memory_map;
 use crate::mmio::Mmio;
 use crate::timer;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
 use tock_registers::{register_bitfields, register_structs};
@@ -162,6 +169,45 @@ impl Pl011 {
 
 static INITIALISED: AtomicBool = AtomicBool::new(false);
 
+/// One 8N1 character (10 bits) at [`BAUD`], in nanoseconds: 10.85 µs.
+pub const CHARACTER_NS: u64 = 10 * 1_000_000_000 / BAUD as u64;
+/// The PL011's transmit FIFO depth on the BCM2837 (datasheet 13.1: 16x8).
+const TX_FIFO_DEPTH: u64 = 16;
+
+/// Counter ticks per emulated character while pacing is on; 0 when off.
+static PACE_TICKS: AtomicU64 = AtomicU64::new(0);
+/// When the emulated wire finishes the characters queued so far (ticks).
+static WIRE_FREE_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Makes every byte written wait as on a Pi at [`BAUD`]: at most
+/// [`TX_FIFO_DEPTH`] characters queued, one leaving every
+/// [`CHARACTER_NS`]. Off, bytes go out as fast as the UART takes them (under
+/// QEMU, at once).
+pub fn set_paced(on: bool) {
+    let ticks = if on {
+        timer::ns_to_ticks(CHARACTER_NS)
+    } else {
+        0
+    };
+    WIRE_FREE_AT.store(timer::now_ticks(), Ordering::Relaxed);
+    PACE_TICKS.store(ticks, Ordering::Relaxed);
+}
+
+/// Waits until the emulated FIFO has room for one more character and
+/// queues it (nothing when pacing is off).
+fn pace_one() {
+    let per = PACE_TICKS.load(Ordering::Relaxed);
+    if per == 0 {
+        return;
+    }
+    let mut now = timer::now_ticks();
+    let queued_until = WIRE_FREE_AT.load(Ordering::Relaxed);
+    while queued_until.saturating_sub(now) > (TX_FIFO_DEPTH - 1) * per {
+        now = timer::now_ticks();
+    }
+    WIRE_FREE_AT.store(queued_until.max(now) + per, Ordering::Relaxed);
+}
+
 /// What [`init`] set up.
 #[derive(Clone, Copy, Debug)]
 pub struct Setup {
@@ -191,19 +237,24 @@ pub fn ensure_init() {
 
 /// Sends one byte, waiting while the transmit FIFO is full.
 pub fn write_byte(byte: u8) {
+    pace_one();
     PL011.write_byte(byte);
 }
 
 /// Sends bytes.
 pub fn write_bytes(bytes: &[u8]) {
     for &b in bytes {
-        PL011.write_byte(b);
+        write_byte(b);
     }
 }
 
 /// Waits until every byte has left the wire: the FIFO is empty and the
-/// shifter is idle. Without this, the last bytes before a semihosting exit or
-/// a halt can be lost.
+/// shifter is idle (and, when paced, the emulated wire too). Without this,
+/// the last bytes before a semihosting exit or a halt can be lost.
 pub fn flush() {
     PL011.flush();
+    if PACE_TICKS.load(Ordering::Relaxed) != 0 {
+        let until = WIRE_FREE_AT.load(Ordering::Relaxed);
+        while timer::now_ticks() < until {}
+    }
 }

@@ -1,4 +1,5 @@
-//! The CPU mover: every move is a memmove, complete when `submit` returns.
+//! The CPU mover: every move is a copy by the CPU's `ldp`/`stp` loop
+//! ([`crate::copy`]), complete when `submit` returns.
 
 use super::store::{CopyJob, Prepared, Store};
 use super::{elapsed_ns, VerifyMode};
@@ -8,7 +9,7 @@ use pool::mover::{Move, Mover, Ticket};
 use pool::replay::{MeasuredMover, MoverSummary};
 use records::MoverKind;
 
-/// A memmove by the CPU of the bytes of `job` from byte `from` on.
+/// A copy by the CPU of the bytes of `job` from byte `from` on.
 ///
 /// # Safety
 /// `job` must come from `Store::prepare` and not be complete, and no DMA
@@ -16,11 +17,12 @@ use records::MoverKind;
 pub(super) unsafe fn cpu_copy_from(job: &CopyJob, from: usize) {
     let from = from.min(job.len);
     // SAFETY: both ranges are inside memory this move owns (the pool range
-    // was checked, heap allocations are `len` long); `copy` allows overlap.
+    // was checked, heap allocations are `len` long), Normal memory either
+    // way; `copy` allows the overlap the pool core's moves have.
     unsafe {
-        core::ptr::copy(
-            (job.src + from) as *const u8,
+        crate::copy::copy(
             (job.dst + from) as *mut u8,
+            (job.src + from) as *const u8,
             job.len - from,
         )
     };
@@ -71,6 +73,11 @@ impl Mover for CpuMover {
     }
 
     fn wait(&mut self, _ticket: Ticket) {}
+}
+
+/// Every CPU move is complete when `submit` returns: nothing to finish.
+impl crate::output::OutputDrain for CpuMover {
+    fn complete_for_output(&mut self) {}
 }
 
 impl MeasuredMover for CpuMover {

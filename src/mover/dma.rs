@@ -7,6 +7,7 @@ use super::store::{CopyJob, Prepared, Store};
 use super::{elapsed_ns, VerifyMode};
 use crate::cache;
 use crate::dma::{Completion, DmaChannel, DmaFault};
+use crate::output::OutputDrain;
 use crate::timer;
 use bcm::copy;
 use core::ops::Range;
@@ -60,6 +61,12 @@ impl DmaMover {
     /// The channel (for its start count in self-tests).
     pub fn channel(&self) -> &DmaChannel {
         &self.channel
+    }
+
+    /// Test hook: the next copy's chain loops on itself, so it times out
+    /// (see `DmaChannel::self_link_next_start`).
+    pub fn self_link_next_copy(&mut self) {
+        self.channel.self_link_next_start();
     }
 
     /// The last DMA failure that made the CPU redo a move.
@@ -133,7 +140,8 @@ impl Mover for DmaMover {
         // requires.
         unsafe {
             if job.src_heap {
-                cache::clean(job.src as *const u8, job.len);
+                // civac, not cvac: Cortex-A53 erratum 855873 (see `cache`).
+                cache::clean_invalidate(job.src as *const u8, job.len);
             }
             if job.dst_heap {
                 cache::invalidate(job.dst as *mut u8, job.len);
@@ -191,6 +199,35 @@ impl Mover for DmaMover {
             self.finish_blocking();
             self.store.summary.stall_ns += elapsed_ns(start);
         }
+    }
+}
+
+impl DmaMover {
+    /// The copy routine in words, for the run's result.
+    pub fn routine(&self) -> alloc::string::String {
+        let engine = self.channel.engine();
+        let ti = bcm::dma_plan::TiWord::new(engine.ti(true));
+        let bits = |b| if ti.is_set(b) { 128 } else { 32 };
+        let (src, dst) = (
+            bits(bcm::dma_plan::TI::SRC_WIDTH),
+            bits(bcm::dma_plan::TI::DEST_WIDTH),
+        );
+        alloc::format!(
+            "DMA channel {} ({}), page-aligned moves with {src}-bit reads and {dst}-bit writes in bursts of {}; fallback {}",
+            self.channel.number(),
+            if matches!(engine.kind, bcm::dma_plan::ChannelKind::Lite) { "lite" } else { "full" },
+            ti.read(bcm::dma_plan::TI::BURST_LENGTH),
+            crate::copy::ROUTINE
+        )
+    }
+}
+
+/// Before records are written out during a run, the copy in flight is
+/// completed (its latency then ends where it really did, before any UART
+/// time), and the wait is not stall: the pool did not ask for it.
+impl OutputDrain for DmaMover {
+    fn complete_for_output(&mut self) {
+        self.finish_blocking();
     }
 }
 

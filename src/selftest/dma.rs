@@ -3,7 +3,8 @@
 //! forced on the platform's channel, and a real lite channel; pool to pool,
 //! heap to pool and pool to heap through the DMA mover with every word
 //! verified; downward overlapping moves at distances from 4 KiB up to the
-//! size; a plan longer than the control-block area runs as several chains).
+//! size; a plan longer than the control-block area runs as several chains),
+//! and the CPU copy loop the DMA mover falls back to (`selftest::copy`).
 
 use super::{fill, first_mismatch, ms, open, platform_channel, read_word, write_word, Checks};
 use super::{KIB, MIB};
@@ -38,7 +39,7 @@ const GUARD: u32 = 0x6A6A_6A6A;
 
 /// A lite channel to test on: one from the firmware's mask, or channel 8
 /// under QEMU (which models every channel and has none in its mask).
-fn lite_channel(platform: &Platform) -> Option<u8> {
+pub(super) fn lite_channel(platform: &Platform) -> Option<u8> {
     let mask = platform.record.dma_channel_mask.unwrap_or(0);
     (7..=14)
         .find(|c| mask & (1 << c) != 0)
@@ -48,6 +49,7 @@ fn lite_channel(platform: &Platform) -> Option<u8> {
 /// The DMA mover tests; returns the number of failed checks.
 pub fn run(platform: &Platform, layout: &Layout) -> u32 {
     let mut checks = Checks::new();
+    super::copy::run(&mut checks, layout);
     let Some(channel) = platform_channel(&mut checks, platform) else {
         return checks.finish("DMA tests");
     };
@@ -138,7 +140,7 @@ fn raw_copy(
     unsafe { fill(src, len, seed) };
     if heap_src {
         // SAFETY: the allocation just made.
-        unsafe { crate::cache::clean(src as *const u8, len) };
+        unsafe { crate::cache::clean_invalidate(src as *const u8, len) };
     }
     let source = if heap_src {
         "heap to pool"
@@ -223,8 +225,9 @@ unsafe fn raw_copy_between(
     // The same copy by the CPU, for comparison (not checked: speed is a
     // measurement, and under QEMU an emulation artefact).
     let start = timer::now_ticks();
-    // SAFETY: both ranges are inside the pool, which the tests own.
-    unsafe { core::ptr::copy(src as *const u8, dst as *mut u8, len) };
+    // SAFETY: both ranges are inside the pool (or the cleaned allocation),
+    // which the tests own; the channel is idle.
+    unsafe { crate::copy::copy(dst as *mut u8, src as *const u8, len) };
     let cpu = timer::ticks_to_ns(timer::now_ticks() - start);
     checks.check(
         name,

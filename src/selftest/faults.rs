@@ -2,7 +2,8 @@
 //! an invalid length and an upward overlapping move are refused before the
 //! engine is started; a byte corrupted behind the mover's back is found by
 //! verification and reported with buffer, page, expected and found values; a
-//! transfer that never completes times out and the CPU redoes it.
+//! transfer that never completes (a control block linked to itself) times
+//! out, is aborted, and the CPU redoes it.
 
 use super::{ms, open, platform_channel, read_word, write_word, Checks, KIB, MIB};
 use crate::dma::{self, DmaError, FaultKind};
@@ -138,8 +139,13 @@ pub fn run(platform: &Platform, layout: &Layout) -> u32 {
     );
     drop(cpu);
 
-    // (c) A transfer that never completes (channel disabled in ENABLE, so
-    // neither QEMU nor the engine runs it) times out; the CPU redoes it.
+    // (c) A transfer that never completes: its control block's NEXTCONBK
+    // points at itself, so the engine copies the same 64 KiB forever. It
+    // times out, the channel is aborted (pause, drain, reset) and the CPU
+    // redoes the copy. Under QEMU, which runs a chain inside the CS write
+    // that starts it and would loop there for ever, the channel's ENABLE
+    // bit is cleared first so QEMU leaves the chain alone; on silicon the
+    // loop really runs until the abort.
     if let Some(ch) = open(&mut checks, FAULT_OPEN, channel, engine) {
         // SAFETY: the layout's pool, which only this mover uses while it
         // lives (each test's mover is gone before the next is made).
@@ -150,7 +156,10 @@ pub fn run(platform: &Platform, layout: &Layout) -> u32 {
             size,
             to: Location::Pool { offset: 0 },
         });
-        dma::set_channel_enabled(channel, false);
+        mover.self_link_next_copy();
+        if platform.emulated {
+            dma::set_channel_enabled(channel, false);
+        }
         let start = timer::now_ticks();
         let t = mover.submit(&Move::Copy {
             buffer,
@@ -161,7 +170,9 @@ pub fn run(platform: &Platform, layout: &Layout) -> u32 {
         });
         mover.wait(t);
         let took = timer::ticks_to_ns(timer::now_ticks() - start);
-        dma::set_channel_enabled(channel, true);
+        if platform.emulated {
+            dma::set_channel_enabled(channel, true);
+        }
         let (verified, corrupted) = mover.store().verified();
         let fault = mover.last_fault();
         let ok = mover.fallbacks() == 1

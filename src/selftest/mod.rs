@@ -2,14 +2,17 @@
 //! firmware once per mode under QEMU; `cargo xtask sdcard --mode` does the
 //! same on a Pi): [`boot`] asserts the state boot promises, [`crash`] ends
 //! the run on purpose through the panic and the exception report, [`dma`]
-//! tests the DMA driver and movers, [`faults`] injects faults and expects
-//! them caught.
+//! tests the DMA driver and movers (and, through [`copy`], the CPU copy
+//! loop), [`faults`] injects faults and expects them caught, [`bringup`]
+//! measures a new board (clocks, cache coherency, copy throughput).
 //!
 //! Every check goes through one [`Checks`] reporter: a log line and a
 //! `Record::Check` named as in `protocol::check`, which the host's target
 //! tests look up. A mode returns its number of failed checks, its exit code.
 
 pub mod boot;
+pub mod bringup;
+pub mod copy;
 pub mod crash;
 pub mod dma;
 pub mod faults;

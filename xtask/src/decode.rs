@@ -47,8 +47,9 @@ impl fmt::Display for LogLine {
 pub enum Decoded {
     /// A human log line.
     Log(LogLine),
-    /// A measurement record.
-    Record(records::Record),
+    /// A measurement record (boxed: the platform block makes it much
+    /// larger than a log line).
+    Record(Box<records::Record>),
     /// Bytes that were not a frame (the text says what was skipped).
     Malformed(String),
 }
@@ -147,7 +148,7 @@ impl Decoder {
         if is_record_format(frame) {
             return match record_bytes(frame) {
                 Some(bytes) => match records::Record::from_bytes(&bytes) {
-                    Ok(record) => Decoded::Record(record),
+                    Ok(record) => Decoded::Record(Box::new(record)),
                     Err(e) => Decoded::Malformed(format!(
                         "a record frame of {} bytes does not decode as a record ({e}); are host and firmware built from the same tree?",
                         bytes.len()
@@ -387,7 +388,13 @@ mod tests {
             firmware: "x".repeat(300),
         };
         let out = decode_all(&[&record_frame(&record), &record_frame(&big)]);
-        assert_eq!(out, vec![Decoded::Record(record), Decoded::Record(big)]);
+        assert_eq!(
+            out,
+            vec![
+                Decoded::Record(Box::new(record)),
+                Decoded::Record(Box::new(big))
+            ]
+        );
     }
 
     #[test]

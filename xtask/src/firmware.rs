@@ -172,6 +172,9 @@ pub fn build(options: &BuildOptions) -> Result<Built> {
     let elf = out.join("kernel8");
     let image = out.join("kernel8.img");
     let elf_bytes = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
+    // Cortex-A53 erratum 835769: no load/store may be followed by a 64-bit
+    // multiply-accumulate (see a53.rs); an image with such a pair is refused.
+    crate::a53::check(&elf_bytes)?;
     let raw = extract_image(&elf_bytes)?;
     std::fs::write(&image, raw).with_context(|| format!("writing {}", image.display()))?;
     Ok(Built { elf, image })

@@ -58,8 +58,8 @@ pub fn run(args: ListenArgs) -> Result<ExitCode> {
         }
         Decoded::Record(record) => {
             progress.on_record(&record);
-            finished.set(finished.get() || matches!(record, records::Record::Finished { .. }));
-            if let Err(e) = collector.push(record) {
+            finished.set(finished.get() || matches!(*record, records::Record::Finished { .. }));
+            if let Err(e) = collector.push(*record) {
                 progress.println(&format!("warning: {e}"));
             }
         }
@@ -91,6 +91,8 @@ pub fn run(args: ListenArgs) -> Result<ExitCode> {
     if collector.trace.is_some() {
         let out = crate::report_out::dir(args.out);
         crate::report_out::write(&collector, &out)?;
+    } else {
+        crate::run::show_bringup(&collector, args.out)?;
     }
     println!("host: firmware exit code {exit_code}");
     Ok(ExitCode::from(exit_code.min(255) as u8))

@@ -1,5 +1,6 @@
 //! `cargo xtask <verb>`: everything a user or CI does, in one place.
 
+mod a53;
 mod boot_files;
 mod card_image;
 mod decode;

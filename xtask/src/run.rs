@@ -81,10 +81,10 @@ pub fn boot_and_collect(
         match event {
             Decoded::Log(line) => session.log.push(line),
             Decoded::Record(record) => {
-                if let Err(e) = session.collector.push(record.clone()) {
+                if let Err(e) = session.collector.push((*record).clone()) {
                     eprintln!("warning: {e}");
                 }
-                session.records.push(record);
+                session.records.push(*record);
             }
             Decoded::Malformed(text) => {
                 eprintln!("warning: {text}");
@@ -168,9 +168,27 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     if session.collector.trace.is_some() {
         let out = crate::report_out::dir(args.out);
         crate::report_out::write(&session.collector, &out)?;
-    } else {
+    } else if !show_bringup(&session.collector, args.out)? {
         println!("host: the firmware sent no trace record, so there is no report");
     }
     println!("host: firmware exit code {}", session.exit_code);
     Ok(ExitCode::from(session.exit_code.clamp(0, 255) as u8))
+}
+
+/// Shows a bring-up stream's table and writes its directory (bringup.json,
+/// records.bin, index.html); `false` when the stream is no bring-up.
+pub fn show_bringup(collector: &records::Collector, out: Option<PathBuf>) -> Result<bool> {
+    let Some(bringup) = collector.bringup_report() else {
+        return Ok(false);
+    };
+    print!("{}", report::bringup::render(&bringup));
+    let dir = crate::report_out::dir(out);
+    if let Some(files) = report::bringup::write_dir(collector, &dir)? {
+        println!(
+            "report: {} ({} files; open index.html)",
+            dir.display(),
+            files.len()
+        );
+    }
+    Ok(true)
 }

@@ -32,6 +32,10 @@ pub const FULL_MAX_BLOCK: u32 = (1 << 30) - 4;
 /// granularity; QEMU's model copies in 4-byte steps and hangs otherwise).
 pub const GRANULE: u64 = 4;
 
+/// A transfer uses 128-bit accesses only when its length and both its
+/// addresses are multiples of this (see [`Engine::wide_for`]).
+pub const WIDE_ALIGN: u64 = 16;
+
 /// Control blocks must be 32-byte aligned (CONBLK_AD and NEXTCONBK ignore the
 /// low 5 bits).
 pub const CB_ALIGN: usize = 32;
@@ -112,10 +116,10 @@ impl ChannelKind {
         }
     }
 
-    /// The TI word every memory-to-memory block on this kind of channel
-    /// carries; see [`Engine::ti`].
+    /// The TI word of a 16-byte aligned memory-to-memory block on this kind
+    /// of channel; see [`Engine::ti`].
     pub fn ti(self) -> u32 {
-        Engine::new(self).ti()
+        Engine::new(self).ti(true)
     }
 }
 
@@ -155,7 +159,20 @@ impl Engine {
         self.max_block.min(self.kind.max_block())
     }
 
-    /// The TI bits every memory-to-memory block carries.
+    /// Whether a transfer of `len` bytes from `src` to `dest` runs with
+    /// 128-bit accesses on this engine: only on a full channel, and only when
+    /// the length and both addresses are multiples of [`WIDE_ALIGN`]. A
+    /// 128-bit beat moves 16 bytes at a 16-byte aligned address; the
+    /// datasheet (4.2.1.2, SRC_WIDTH/DEST_WIDTH) promises nothing for other
+    /// lengths or addresses, and Linux's memcpy (`bcm2835_dma_prep_dma_memcpy`)
+    /// never sets the width bits at all.
+    pub fn wide_for(&self, src: u64, dest: u64, len: u64) -> bool {
+        !matches!(self.kind, ChannelKind::Lite)
+            && [src, dest, len].iter().all(|v| v % WIDE_ALIGN == 0)
+    }
+
+    /// The TI bits of a memory-to-memory block, with 128-bit accesses when
+    /// `wide` (see [`wide_for`](Self::wide_for)).
     ///
     /// Choices (the datasheet's section 4.3 on AXI bursts is the reason):
     /// - Channels 0 and 15 read through their 8 x 128-bit FIFO, so a 128-bit
@@ -164,16 +181,18 @@ impl Engine {
     ///   the engine's internal buffer stalls the AXI read bus until the data
     ///   is written out (and can lock the bus up), so they use 128-bit reads
     ///   in bursts of 2 beats (256 bits, the engine's internal register).
-    /// - Lite channels get 32-bit accesses in bursts of 4 beats (128 bits).
+    /// - Lite channels, and every transfer that is not 16-byte aligned, get
+    ///   32-bit accesses in bursts of 4 beats (128 bits).
     ///
     /// NO_WIDE_BURSTS stays clear: 2-beat wide writes are the efficient
     /// default for memory; Linux sets that bit only for some peripherals, not
     /// for memcpy. INTEN stays clear because the driver polls CS.END.
-    pub fn ti(&self) -> u32 {
-        let (wide, beats) = match self.kind {
-            ChannelKind::Full { deep_fifo: true } => (true, 8),
-            ChannelKind::Full { deep_fifo: false } => (true, 2),
-            ChannelKind::Lite => (false, 4),
+    pub fn ti(&self, wide: bool) -> u32 {
+        let wide = wide && !matches!(self.kind, ChannelKind::Lite);
+        let beats = match self.kind {
+            _ if !wide => 4,
+            ChannelKind::Full { deep_fifo: true } => 8,
+            _ => 2,
         };
         let mut ti = TiWord::new(0);
         ti.write(
@@ -302,23 +321,43 @@ impl Plan {
                 max_block: engine.max_block,
             });
         }
+        let wide = engine.wide_for(src, dest, len);
         let mut chunk = u64::from(limit);
+        if wide {
+            // Every block of a wide plan must start 16-byte aligned too.
+            chunk -= chunk % WIDE_ALIGN;
+        }
         if dest < src && src < dest + len {
-            // Both are multiples of 4, so the distance is too.
+            // Both are multiples of 4 (16 when wide), so the distance is too.
             chunk = chunk.min(src - dest);
+        }
+        if chunk == 0 {
+            return Err(PlanError::BadBlockLimit {
+                max_block: engine.max_block,
+            });
         }
         Ok(Plan {
             transfer,
             source_bus,
             dest_bus,
             chunk,
-            ti: engine.ti(),
+            ti: engine.ti(wide),
         })
     }
 
     /// The transfer this plan performs.
     pub fn transfer(&self) -> Transfer {
         self.transfer
+    }
+
+    /// The TI word of every block of the plan.
+    pub fn ti(&self) -> u32 {
+        self.ti
+    }
+
+    /// Whether the plan uses 128-bit accesses (SRC_WIDTH).
+    pub fn is_wide(&self) -> bool {
+        TiWord::new(self.ti).is_set(TI::SRC_WIDTH)
     }
 
     /// The longest block of the plan.
@@ -540,7 +579,15 @@ mod tests {
             assert_eq!(phys(b.dest_ad), dest + next);
             assert!(b.txfr_len > 0 && b.txfr_len % 4 == 0);
             assert!(b.txfr_len <= kind.max_block() && b.txfr_len <= max_block);
-            assert_eq!(b.ti, kind.ti());
+            assert_eq!(b.ti, p.ti());
+            if p.is_wide() {
+                assert!(
+                    phys(b.source_ad).is_multiple_of(WIDE_ALIGN)
+                        && phys(b.dest_ad).is_multiple_of(WIDE_ALIGN)
+                        && (b.txfr_len as u64).is_multiple_of(WIDE_ALIGN),
+                    "a wide block must be 16-byte aligned: {b:?}"
+                );
+            }
             next += u64::from(b.txfr_len);
         }
         if src != dest {
@@ -597,7 +644,7 @@ mod tests {
         assert!(wide.is_set(TI::DEST_WIDTH));
         let mut cleared = wide;
         cleared.modify(TI::DEST_WIDTH::CLEAR);
-        assert_eq!(narrow.ti(), cleared.get());
+        assert_eq!(narrow.ti(true), cleared.get());
         // Lite engines have no 128-bit mode.
         let lite = TiWord::new(LITE.ti());
         assert!(!lite.is_set(TI::SRC_WIDTH) && !lite.is_set(TI::DEST_WIDTH));
@@ -619,7 +666,48 @@ mod tests {
             wide_writes: false,
             ..Engine::new(ChannelKind::Full { deep_fifo: true })
         };
-        assert_eq!(narrow.ti(), 0x0000_8318);
+        assert_eq!(narrow.ti(true), 0x0000_8318);
+        // Not 16-byte aligned: 32-bit accesses in bursts of 4 on every channel.
+        assert_eq!(Engine::new(FULL).ti(false), LITE.ti());
+        assert_eq!(
+            Engine::new(ChannelKind::Full { deep_fifo: true }).ti(false),
+            0x0000_4118
+        );
+    }
+
+    #[test]
+    fn wide_accesses_only_when_length_and_addresses_are_16_byte_aligned() {
+        let t = |src, dest, len| Transfer { src, dest, len };
+        let wide = |tr: Transfer, kind| plan(tr, kind, u32::MAX).unwrap().is_wide();
+        assert!(wide(t(0x1000, 0x10_0000, 0x1000), FULL));
+        assert!(!wide(t(0x1004, 0x10_0000, 0x1000), FULL), "source at +4");
+        assert!(
+            !wide(t(0x1000, 0x10_0008, 0x1000), FULL),
+            "destination at +8"
+        );
+        assert!(
+            !wide(t(0x1000, 0x10_0000, 0x1004), FULL),
+            "length 4 KiB + 4"
+        );
+        assert!(
+            !wide(t(0x1000, 0x10_0000, 0x1000), LITE),
+            "lite channels never"
+        );
+        // Full-length blocks of a wide plan stay multiples of 16: the
+        // hardware limit (2^30 - 4) is rounded down.
+        let p = plan(t(0, 0x1000_0000, 0x1000_0000), FULL, u32::MAX).unwrap();
+        assert!(p.is_wide());
+        assert_eq!(p.chunk(), (1 << 30) - 16);
+        // A block limit that is not a multiple of 16 is rounded down too, and
+        // one below 16 leaves no wide block at all: refused.
+        let p = plan(t(0, 0x10_0000, 0x1000), FULL, 100).unwrap();
+        assert_eq!(p.chunk(), 96);
+        assert_eq!(
+            plan(t(0, 0x10_0000, 0x1000), FULL, 8),
+            Err(PlanError::BadBlockLimit { max_block: 8 })
+        );
+        // The same limit suits a narrow plan.
+        assert_eq!(plan(t(4, 0x10_0000, 0x1000), FULL, 8).unwrap().chunk(), 8);
     }
 
     #[test]
@@ -842,13 +930,22 @@ mod tests {
         #[test]
         fn any_valid_plan_equals_memmove(
             a in 0u64..2048, b in 0u64..2048, len in 0u64..1024,
-            lite in any::<bool>(), max_words in 1u32..64,
+            lite in any::<bool>(), max_words in 1u32..64, aligned in any::<bool>(),
         ) {
-            let (src, dest, len) = (a * 4, b * 4, len * 4);
+            // Half the cases 16-byte aligned, so wide plans are exercised too.
+            let unit = if aligned { 16 } else { 4 };
+            let (src, dest, len) = (a * unit, b * unit, len * unit);
             let kind = if lite { LITE } else { FULL };
             let max_block = max_words * 4;
+            let wide = Engine::new(kind).wide_for(src, dest, len);
             match plan(Transfer { src, dest, len }, kind, max_block) {
-                Ok(_) => check(src, dest, len, kind, max_block),
+                Ok(p) => {
+                    prop_assert_eq!(p.is_wide(), wide);
+                    check(src, dest, len, kind, max_block)
+                }
+                Err(PlanError::BadBlockLimit { .. }) => {
+                    prop_assert!(wide && max_block < 16, "only a wide plan needs 16-byte blocks");
+                }
                 Err(e) => {
                     prop_assert_eq!(e, PlanError::UpwardOverlap { src, dest, len });
                     prop_assert!(src < dest && dest < src + len);

@@ -4,6 +4,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod addr;
+pub mod clocks;
 pub mod content;
 pub mod copy;
 pub mod dma_plan;

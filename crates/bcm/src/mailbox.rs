@@ -209,6 +209,7 @@ pub struct BoardInfo {
     pub core_clock_hz: Option<u32>,
     pub uart_clock_hz: Option<u32>,
     pub arm_max_clock_hz: Option<u32>,
+    pub core_max_clock_hz: Option<u32>,
     /// Millidegrees Celsius.
     pub temperature_mc: Option<u32>,
     pub dma_channel_mask: Option<u32>,
@@ -227,12 +228,13 @@ pub struct BoardQuery {
     core_clock: Slot,
     uart_clock: Slot,
     arm_max_clock: Slot,
+    core_max_clock: Slot,
     temperature: Slot,
     dma_channels: Slot,
 }
 
 /// Words a buffer needs for [`BoardQuery`].
-pub const BOARD_QUERY_WORDS: usize = 64;
+pub const BOARD_QUERY_WORDS: usize = 72;
 
 impl BoardQuery {
     /// Writes the query into `buf` (at least [`BOARD_QUERY_WORDS`] words);
@@ -250,6 +252,7 @@ impl BoardQuery {
             core_clock: b.push(tag::CLOCK_RATE, &[Clock::Core as u32], 2)?,
             uart_clock: b.push(tag::CLOCK_RATE, &[Clock::Uart as u32], 2)?,
             arm_max_clock: b.push(tag::MAX_CLOCK_RATE, &[Clock::Arm as u32], 2)?,
+            core_max_clock: b.push(tag::MAX_CLOCK_RATE, &[Clock::Core as u32], 2)?,
             temperature: b.push(tag::TEMPERATURE, &[0], 2)?,
             dma_channels: b.push(tag::DMA_CHANNELS, &[], 1)?,
         };
@@ -276,6 +279,7 @@ impl BoardQuery {
             core_clock_hz: keyed(self.core_clock, Clock::Core as u32),
             uart_clock_hz: keyed(self.uart_clock, Clock::Uart as u32),
             arm_max_clock_hz: keyed(self.arm_max_clock, Clock::Arm as u32),
+            core_max_clock_hz: keyed(self.core_max_clock, Clock::Core as u32),
             temperature_mc: keyed(self.temperature, 0),
             dma_channel_mask: word(self.dma_channels),
         })
@@ -345,6 +349,7 @@ mod tests {
         (tag::CLOCK_RATE, &[Clock::Core as u32, 350_000_000]),
         (tag::CLOCK_RATE, &[Clock::Uart as u32, 3_000_000]),
         (tag::MAX_CLOCK_RATE, &[Clock::Arm as u32, 1_200_000_000]),
+        (tag::MAX_CLOCK_RATE, &[Clock::Core as u32, 400_000_000]),
         (tag::TEMPERATURE, &[0, 25_000]),
         (tag::DMA_CHANNELS, &[0x3c]),
     ];
@@ -384,6 +389,7 @@ mod tests {
         assert_eq!(info.core_clock_hz, Some(350_000_000));
         assert_eq!(info.uart_clock_hz, Some(3_000_000));
         assert_eq!(info.arm_max_clock_hz, Some(1_200_000_000));
+        assert_eq!(info.core_max_clock_hz, Some(400_000_000));
         assert_eq!(info.temperature_mc, Some(25_000));
         assert_eq!(info.dma_channel_mask, Some(0x3c));
         assert_eq!(info.firmware_revision, Some(548_597_418));

@@ -289,6 +289,7 @@ pub fn replay<M: MeasuredMover, S: RecordSink, C: Clock>(
         verified_pages: summary.verified_pages,
         corrupted_pages: summary.corrupted_pages,
         timer: clock.timer(),
+        conditions: None,
     };
     sink.record(&Record::RunEnd {
         run,

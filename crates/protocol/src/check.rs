@@ -45,6 +45,11 @@ pub const DMA_OPEN: &str = "dma open";
 pub const DMA_MOVER_OPEN: &str = "dma mover open";
 /// A DMA channel could not be opened for a fault test.
 pub const FAULT_OPEN: &str = "fault open";
+/// The CPU copy loop copied disjoint ranges at odd offsets and lengths
+/// exactly (the memory it ran in follows in parentheses: pool, heap).
+pub const CPU_COPY_DISJOINT: &str = "cpu copy: disjoint, odd offsets and lengths";
+/// The CPU copy loop copied downward overlapping ranges exactly.
+pub const CPU_COPY_DOWNWARD: &str = "cpu copy: downward overlapping";
 /// A plan longer than the control-block area ran as several chains.
 pub const CHAINS_LONGER_THAN_CB_AREA: &str = "dma chains longer than the control-block area";
 
@@ -62,7 +67,8 @@ pub mod fault {
     /// A byte flipped in the destination after a CPU copy is found.
     pub const CPU_DESTINATION_CORRUPTED: &str =
         "fault: destination corrupted after a CPU copy is detected";
-    /// A transfer on a disabled channel times out and the CPU redoes it.
+    /// A transfer whose control block links to itself times out, is aborted
+    /// and the CPU redoes it.
     pub const TIMEOUT_REDONE_BY_CPU: &str =
         "fault: a DMA transfer that never completes times out and the CPU redoes it";
 
@@ -75,6 +81,24 @@ pub mod fault {
         CPU_DESTINATION_CORRUPTED,
         TIMEOUT_REDONE_BY_CPU,
     ];
+}
+
+/// The bring-up mode (`Command::Bringup`).
+pub mod bringup {
+    /// The ARM and core clocks were read back after the set (a rate, not
+    /// necessarily the maximum: QEMU ignores the set).
+    pub const CLOCKS: &str = "bringup: clocks read back after the set";
+    /// The cache-coherency probe behaved as it must where it ran: the stale
+    /// case seen on silicon, not under QEMU, never after the clean.
+    pub const COHERENCY: &str = "bringup: cache-coherency probe";
+    /// Every measured copy was exact.
+    pub const COPIES_EXACT: &str = "bringup: every measured copy is exact";
+    /// On silicon, the cycle counter runs within 1 % of the ARM clock set
+    /// (under QEMU it only has to count).
+    pub const CALIBRATION: &str = "bringup: cycle counter calibration";
+
+    /// Every bring-up check, in the order the firmware runs them.
+    pub const ALL: [&str; 4] = [CLOCKS, COHERENCY, COPIES_EXACT, CALIBRATION];
 }
 
 /// How the driver-level copies of the DMA tests cut a transfer into blocks.
@@ -190,13 +214,19 @@ mod tests {
 
     #[test]
     fn fixed_names_are_distinct() {
-        let mut names: Vec<&str> = boot::ALL.into_iter().chain(fault::ALL).collect();
+        let mut names: Vec<&str> = boot::ALL
+            .into_iter()
+            .chain(fault::ALL)
+            .chain(bringup::ALL)
+            .collect();
         names.extend([
             NO_DMA_CHANNEL,
             DMA_OPEN,
             DMA_MOVER_OPEN,
             FAULT_OPEN,
             CHAINS_LONGER_THAN_CB_AREA,
+            CPU_COPY_DISJOINT,
+            CPU_COPY_DOWNWARD,
         ]);
         let count = names.len();
         names.sort_unstable();

@@ -37,16 +37,24 @@ pub enum Command {
     DmaTests = 5,
     /// Injected-fault tests (refused control blocks, detected corruption).
     FaultTests = 6,
+    /// The bring-up check of a new board: clocks, cache coherency, copy
+    /// throughput, the cycle counter's calibration.
+    Bringup = 7,
+    /// The UART isolation test: one policy replayed with the UART as it is
+    /// and again with the writer held to a Pi's 921600 baud.
+    UartIsolation = 8,
 }
 
 /// Every command, in number order.
-pub const ALL_COMMANDS: [Command; 6] = [
+pub const ALL_COMMANDS: [Command; 8] = [
     Command::Replay,
     Command::BootChecks,
     Command::Panic,
     Command::DataAbort,
     Command::DmaTests,
     Command::FaultTests,
+    Command::Bringup,
+    Command::UartIsolation,
 ];
 
 impl Command {
@@ -69,6 +77,8 @@ impl Command {
             Command::DataAbort => "data-abort",
             Command::DmaTests => "dma-tests",
             Command::FaultTests => "fault-tests",
+            Command::Bringup => "bringup",
+            Command::UartIsolation => "uart-isolation",
         }
     }
 

@@ -1,8 +1,8 @@
 //! Turning a stream of records back into a report.
 
 use crate::{
-    MoveSample, MoverKind, Platform, Policy, Record, Report, RunResult, Sample, Snapshot, Source,
-    TraceInfo, PROTOCOL_VERSION,
+    Bringup, BringupReport, MoveSample, MoverKind, Platform, Policy, Record, Report, RunResult,
+    Sample, Snapshot, Source, TraceInfo, PROTOCOL_VERSION,
 };
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -58,6 +58,8 @@ pub struct Collector {
     pub trace: Option<TraceInfo>,
     pub runs: Vec<RunDetail>,
     pub checks: Vec<(String, bool, String)>,
+    /// The bring-up check's measurements, if the stream had any.
+    pub bringup: Option<Bringup>,
     pub exit_code: Option<u32>,
 }
 
@@ -128,6 +130,7 @@ impl Collector {
                 passed,
                 detail,
             } => self.checks.push((name, passed, detail)),
+            Record::Bringup(item) => self.bringup.get_or_insert_with(Bringup::default).push(item),
             Record::Finished { exit_code } => self.exit_code = Some(exit_code),
         }
         Ok(())
@@ -137,6 +140,15 @@ impl Collector {
     /// platform means the simulator.
     pub fn source(&self) -> Source {
         self.platform.as_ref().map_or(Source::Sim, Platform::source)
+    }
+
+    /// The bring-up check, if the stream was one.
+    pub fn bringup_report(&self) -> Option<BringupReport> {
+        Some(BringupReport {
+            source: self.source(),
+            platform: self.platform.clone(),
+            bringup: self.bringup.clone()?,
+        })
     }
 
     /// The report of every run that finished.

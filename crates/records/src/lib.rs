@@ -11,7 +11,9 @@
 
 extern crate alloc;
 
+pub mod bringup;
 mod collect;
+pub mod conditions;
 mod hex;
 mod names;
 mod platform;
@@ -21,12 +23,16 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
+pub use bringup::{Bringup, BringupItem, BringupReport};
 pub use collect::{CollectError, Collector, RunDetail};
+pub use conditions::{Calibration, ClockCheck, RunConditions, RunFlag};
 pub use names::{MoverKind, ParseNameError, Policy};
 pub use platform::{MemRange, Platform, PlatformField, PlatformKey, UNAVAILABLE};
 
 /// Version of the wire protocol; the host refuses a stream of another version.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 2: clocks and throttling in the platform block, run conditions in every
+/// result, bring-up records.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Where the numbers of a report came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +139,17 @@ pub struct RunResult {
     pub verified_pages: u64,
     pub corrupted_pages: u64,
     pub timer: Timer,
+    /// What the firmware measured around the run (clocks, UART time kept out
+    /// of the timings, the copy routine, flags); `None` in the simulator.
+    #[serde(default)]
+    pub conditions: Option<RunConditions>,
+}
+
+impl RunResult {
+    /// The flags of the run (none in the simulator).
+    pub fn flags(&self) -> &[RunFlag] {
+        self.conditions.as_ref().map_or(&[], |c| c.flags.as_slice())
+    }
 }
 
 /// Pool occupancy after one event.
@@ -218,6 +235,8 @@ pub enum Record {
     },
     /// A run ended.
     RunEnd { run: u16, result: RunResult },
+    /// One measurement of the bring-up check.
+    Bringup(BringupItem),
     /// A self-test on the target finished (`cargo xtask test`).
     Check {
         name: String,

@@ -2,6 +2,7 @@
 //! of labelled values that the terminal, the HTML page and the firmware's boot
 //! log all show.
 
+use crate::conditions::{Calibration, Throttled};
 use crate::hex;
 use crate::units;
 use crate::Source;
@@ -32,9 +33,24 @@ pub struct Platform {
     pub firmware_revision: Option<u32>,
     pub arm_memory: Option<MemRange>,
     pub vc_memory: Option<MemRange>,
+    /// The ARM clock as the board booted (tag 0x00030002).
     pub arm_clock_hz: Option<u32>,
     pub arm_max_clock_hz: Option<u32>,
+    /// The ARM clock after SET_CLOCK_RATE to the maximum, as GET_CLOCK_RATE
+    /// reads it back: the rate the stopwatch converts cycles with.
+    pub arm_clock_set_hz: Option<u32>,
+    /// Tag 0x00030047 after the set.
+    pub arm_clock_measured_hz: Option<u32>,
+    /// The core clock (which also clocks the DMA engine) as booted.
     pub core_clock_hz: Option<u32>,
+    pub core_max_clock_hz: Option<u32>,
+    pub core_clock_set_hz: Option<u32>,
+    pub core_clock_measured_hz: Option<u32>,
+    /// Tag 0x00030046 after the set.
+    #[serde(with = "hex::opt_u32")]
+    pub throttled: Option<u32>,
+    /// The PMU cycle counter against CNTPCT_EL0 at boot.
+    pub cycle_calibration: Option<Calibration>,
     pub uart_clock_hz: Option<u32>,
     /// CNTFRQ_EL0, read at run time.
     pub timer_hz: u64,
@@ -69,9 +85,16 @@ pub enum PlatformKey {
     VcMemory,
     ArmClock,
     ArmMaxClock,
+    ArmClockSet,
+    ArmClockMeasured,
     CoreClock,
+    CoreMaxClock,
+    CoreClockSet,
+    CoreClockMeasured,
+    Throttled,
     UartClock,
     Timer,
+    CycleCounter,
     Temperature,
     DmaChannelMask,
     DmaChannel,
@@ -82,7 +105,7 @@ pub enum PlatformKey {
 
 impl PlatformKey {
     /// Every line, in the order the block shows them.
-    pub const ALL: [PlatformKey; 17] = [
+    pub const ALL: [PlatformKey; 24] = [
         PlatformKey::BoardRevision,
         PlatformKey::BoardModel,
         PlatformKey::BoardSerial,
@@ -91,9 +114,16 @@ impl PlatformKey {
         PlatformKey::VcMemory,
         PlatformKey::ArmClock,
         PlatformKey::ArmMaxClock,
+        PlatformKey::ArmClockSet,
+        PlatformKey::ArmClockMeasured,
         PlatformKey::CoreClock,
+        PlatformKey::CoreMaxClock,
+        PlatformKey::CoreClockSet,
+        PlatformKey::CoreClockMeasured,
+        PlatformKey::Throttled,
         PlatformKey::UartClock,
         PlatformKey::Timer,
+        PlatformKey::CycleCounter,
         PlatformKey::Temperature,
         PlatformKey::DmaChannelMask,
         PlatformKey::DmaChannel,
@@ -111,11 +141,18 @@ impl PlatformKey {
             PlatformKey::FirmwareRevision => "firmware revision",
             PlatformKey::ArmMemory => "ARM memory",
             PlatformKey::VcMemory => "VideoCore memory",
-            PlatformKey::ArmClock => "ARM clock",
+            PlatformKey::ArmClock => "ARM clock at boot",
             PlatformKey::ArmMaxClock => "ARM max clock",
-            PlatformKey::CoreClock => "core clock",
+            PlatformKey::ArmClockSet => "ARM clock set",
+            PlatformKey::ArmClockMeasured => "ARM clock measured",
+            PlatformKey::CoreClock => "core clock at boot",
+            PlatformKey::CoreMaxClock => "core max clock",
+            PlatformKey::CoreClockSet => "core clock set",
+            PlatformKey::CoreClockMeasured => "core clock measured",
+            PlatformKey::Throttled => "throttled",
             PlatformKey::UartClock => "UART clock",
             PlatformKey::Timer => "generic timer (CNTFRQ_EL0)",
+            PlatformKey::CycleCounter => "PMU cycle counter",
             PlatformKey::Temperature => "SoC temperature",
             PlatformKey::DmaChannelMask => "DMA channel mask",
             PlatformKey::DmaChannel => "DMA channel",
@@ -163,6 +200,33 @@ fn range(value: Option<MemRange>) -> String {
 }
 
 impl Platform {
+    /// The cycle counter line: its calibration, and whether it can time
+    /// anything here (only on silicon does it run at the ARM clock).
+    fn cycle_counter(&self) -> String {
+        let Some(c) = self.cycle_calibration.filter(|c| c.cycle_hz().is_some()) else {
+            return UNAVAILABLE.to_string();
+        };
+        let verdict = match (self.emulated, self.arm_clock_set_hz) {
+            (true, _) => {
+                String::from("QEMU: not the ARM clock, so moves are timed with CNTPCT_EL0")
+            }
+            (false, Some(arm)) => match c.deviation_from(arm.into()) {
+                Some(d) => format!(
+                    "{:.2} % from the ARM clock set{}",
+                    d * 100.0,
+                    if d > crate::conditions::CLOCK_TOLERANCE {
+                        " (more than 1 %: cycle timings are suspect)"
+                    } else {
+                        ""
+                    }
+                ),
+                None => String::from("no ARM clock to compare with"),
+            },
+            (false, None) => String::from("no ARM clock to compare with"),
+        };
+        format!("{}; {verdict}", c.describe())
+    }
+
     pub fn source(&self) -> Source {
         if self.emulated {
             Source::Qemu
@@ -194,9 +258,16 @@ impl Platform {
             PlatformKey::VcMemory => range(self.vc_memory),
             PlatformKey::ArmClock => hertz(self.arm_clock_hz),
             PlatformKey::ArmMaxClock => hertz(self.arm_max_clock_hz),
+            PlatformKey::ArmClockSet => hertz(self.arm_clock_set_hz),
+            PlatformKey::ArmClockMeasured => hertz(self.arm_clock_measured_hz),
             PlatformKey::CoreClock => hertz(self.core_clock_hz),
+            PlatformKey::CoreMaxClock => hertz(self.core_max_clock_hz),
+            PlatformKey::CoreClockSet => hertz(self.core_clock_set_hz),
+            PlatformKey::CoreClockMeasured => hertz(self.core_clock_measured_hz),
+            PlatformKey::Throttled => or_unavailable(self.throttled, |t| Throttled(t).describe()),
             PlatformKey::UartClock => hertz(self.uart_clock_hz),
             PlatformKey::Timer => units::hertz(self.timer_hz),
+            PlatformKey::CycleCounter => self.cycle_counter(),
             PlatformKey::Temperature => or_unavailable(self.temperature_mc, |mc| {
                 format!("{:.1} °C", f64::from(mc) / 1000.0)
             }),
@@ -243,7 +314,18 @@ mod tests {
             }),
             arm_clock_hz: Some(700_000_000),
             arm_max_clock_hz: Some(700_000_000),
+            arm_clock_set_hz: Some(700_000_000),
+            arm_clock_measured_hz: None,
             core_clock_hz: Some(700_000_000),
+            core_max_clock_hz: Some(700_000_000),
+            core_clock_set_hz: Some(700_000_000),
+            core_clock_measured_hz: None,
+            throttled: None,
+            cycle_calibration: Some(Calibration {
+                counter_ticks: 625_000,
+                counter_hz: 62_500_000,
+                cycles: 1_000_000,
+            }),
             uart_clock_hz: Some(3_000_000),
             timer_hz: 62_500_000,
             temperature_mc: Some(25_000),
@@ -280,11 +362,21 @@ mod tests {
                 ("firmware revision", "0x548e1"),
                 ("ARM memory", "0x00000000 .. 0x3c000000 (960 MiB)"),
                 ("VideoCore memory", "0x3c000000 .. 0x40000000 (64 MiB)"),
-                ("ARM clock", "700 MHz"),
+                ("ARM clock at boot", "700 MHz"),
                 ("ARM max clock", "700 MHz"),
-                ("core clock", "700 MHz"),
+                ("ARM clock set", "700 MHz"),
+                ("ARM clock measured", "unavailable"),
+                ("core clock at boot", "700 MHz"),
+                ("core max clock", "700 MHz"),
+                ("core clock set", "700 MHz"),
+                ("core clock measured", "unavailable"),
+                ("throttled", "unavailable"),
                 ("UART clock", "3 MHz"),
                 ("generic timer (CNTFRQ_EL0)", "62.5 MHz"),
+                (
+                    "PMU cycle counter",
+                    "100 MHz against CNTPCT_EL0 over 10 ms; QEMU: not the ARM clock, so moves are timed with CNTPCT_EL0"
+                ),
                 ("SoC temperature", "25.0 °C"),
                 ("DMA channel mask", "0x3c"),
                 ("DMA channel", "4"),
@@ -313,6 +405,30 @@ mod tests {
             };
             assert_eq!(field.value, expected, "{}", field.label());
         }
+    }
+
+    #[test]
+    fn silicon_clocks_and_throttling_are_shown() {
+        let pi = Platform {
+            arm_clock_set_hz: Some(1_200_000_000),
+            throttled: Some(0x5_0005),
+            cycle_calibration: Some(Calibration {
+                counter_ticks: 192_000,
+                counter_hz: 19_200_000,
+                cycles: 11_760_000,
+            }),
+            timer_hz: 19_200_000,
+            ..Platform::default()
+        };
+        assert_eq!(pi.value(PlatformKey::ArmClockSet), "1.2 GHz");
+        assert_eq!(
+            pi.value(PlatformKey::Throttled),
+            "0x50005 (under-voltage now, throttled now, under-voltage has occurred, throttling has occurred)"
+        );
+        assert_eq!(
+            pi.value(PlatformKey::CycleCounter),
+            "1.176 GHz against CNTPCT_EL0 over 10 ms; 2.00 % from the ARM clock set (more than 1 %: cycle timings are suspect)"
+        );
     }
 
     #[test]

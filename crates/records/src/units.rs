@@ -45,9 +45,47 @@ pub fn hertz(hz: u64) -> String {
     format!("{s} {unit}")
 }
 
+/// A duration: `850 ns`, `12.5 µs`, `10 ms`, `1.25 s` (three significant
+/// digits at most, trailing zeros dropped).
+pub fn duration(ns: u64) -> String {
+    let f = ns as f64;
+    let (v, unit) = if ns >= 1_000_000_000 {
+        (f / 1e9, "s")
+    } else if ns >= 1_000_000 {
+        (f / 1e6, "ms")
+    } else if ns >= 1_000 {
+        (f / 1e3, "µs")
+    } else {
+        return format!("{ns} ns");
+    };
+    let s = if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    };
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s.as_str()
+    };
+    format!("{s} {unit}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(850), "850 ns");
+        assert_eq!(duration(12_500), "12.5 µs");
+        assert_eq!(duration(10_000_000), "10 ms");
+        assert_eq!(duration(1_250_000_000), "1.25 s");
+        assert_eq!(duration(123_456_789), "123 ms");
+        assert_eq!(duration(100_000), "100 µs");
+    }
 
     #[test]
     fn bytes_read_naturally() {

@@ -4,7 +4,10 @@
 //! built into the page.
 
 use crate::charts::Chart;
-use crate::metrics::{best_flags, missing_platform, run_context, source_description, METRICS};
+use crate::metrics::{
+    any_flagged, best_flags, flag_legend, flags_cell, missing_platform, run_context,
+    source_description, METRICS,
+};
 use crate::{representative_runs, units};
 use records::{
     BufferState, Collector, MoverKind, Policy, Report, RunDetail, Snapshot, SnapshotBuffer, Source,
@@ -18,7 +21,7 @@ use std::fmt::Write;
 pub const SNAPSHOT_BUDGET_BYTES: usize = 3 << 20;
 
 /// The page's style sheet.
-const CSS: &str = include_str!("../assets/report.css");
+pub(crate) const CSS: &str = include_str!("../assets/report.css");
 
 /// Draws the pool animation from the `pool-data` element and drives its
 /// controls; `window.poolAnimation` lets scripts (the browser test) drive it.
@@ -124,7 +127,11 @@ fn summary_table(h: &mut String, report: &Report) {
         h.push_str("<p class=\"note\">No run finished.</p></section>\n");
         return;
     }
+    let show_flags = any_flagged(report);
     h.push_str("<div class=\"scroll\"><table class=\"runs\">\n<thead><tr><th>policy</th><th>mover</th><th>pool</th>");
+    if show_flags {
+        h.push_str("<th>flags</th>");
+    }
     for m in METRICS {
         let _ = write!(
             h,
@@ -146,6 +153,15 @@ fn summary_table(h: &mut String, report: &Report) {
             r.mover,
             units::bytes(r.pool_bytes)
         );
+        if show_flags {
+            let cell = flags_cell(r);
+            let class = if cell.is_empty() {
+                "label"
+            } else {
+                "label flagged"
+            };
+            let _ = write!(h, "<td class=\"{class}\">{}</td>", escape(&cell));
+        }
         for (m, f) in METRICS.iter().zip(&flags) {
             if f[i] {
                 let _ = write!(h, "<td class=\"best\">{}&nbsp;*</td>", escape(&m.cell(r)));
@@ -158,8 +174,12 @@ fn summary_table(h: &mut String, report: &Report) {
     h.push_str(
         "</tbody></table></div>\n<p class=\"note\"><span class=\"best\">* best</span> in its column: lower is \
          better, except events, peak used and verified, which are not scored; nothing is marked where all runs \
-         tie. – means no moves were timed.</p></section>\n",
+         tie. – means no moves were timed.</p>\n",
     );
+    for line in flag_legend(report) {
+        let _ = writeln!(h, "<p class=\"note flagged\">flag {}</p>", escape(&line));
+    }
+    h.push_str("</section>\n");
 }
 
 fn verification_block(h: &mut String, c: &Collector) {

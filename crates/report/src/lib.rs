@@ -13,7 +13,9 @@
 //! * `index.html` — one self-contained page: platform, table, charts and the pool animation.
 //!
 //! [`table::render`] gives the terminal table, [`compare::render`] two results side by side.
+//! A bring-up stream gets its own table and directory ([`bringup`]).
 
+pub mod bringup;
 pub mod charts;
 pub mod compare;
 pub mod html;

@@ -2,7 +2,7 @@
 //! the direction in which each is better, so all views mark the same cells.
 
 use crate::units;
-use records::{Platform, PlatformKey, Report, RunResult, Source};
+use records::{Platform, PlatformKey, Report, RunFlag, RunResult, Source};
 
 /// Which way a metric improves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,6 +184,13 @@ pub const METRICS: &[Metric] = &[
         get: |r| some(r.replay_ns),
     },
     Metric {
+        key: "conditions.output_ns",
+        header: "output",
+        kind: Kind::DurationNs,
+        better: Better::Neither,
+        get: |r| r.conditions.as_ref().map(|c| c.output_ns as f64),
+    },
+    Metric {
         key: "verified_pages",
         header: "verified",
         kind: Kind::Count,
@@ -205,6 +212,35 @@ pub const METRICS: &[Metric] = &[
         get: |r| some(r.dma_fallbacks),
     },
 ];
+
+/// The flags of a run as its table cell: "" when none.
+pub fn flags_cell(run: &RunResult) -> String {
+    run.flags()
+        .iter()
+        .map(|f| f.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether any run of the report is flagged (the tables then show a flags
+/// column and its legend).
+pub fn any_flagged(report: &Report) -> bool {
+    report.runs.iter().any(|r| !r.flags().is_empty())
+}
+
+/// One line per flag that some run carries: what it means.
+pub fn flag_legend(report: &Report) -> Vec<String> {
+    let mut seen: Vec<RunFlag> = Vec::new();
+    for f in report.runs.iter().flat_map(|r| r.flags()) {
+        if !seen.contains(f) {
+            seen.push(*f);
+        }
+    }
+    seen.sort_by_key(|f| f.as_str());
+    seen.iter()
+        .map(|f| format!("{}: {}; its timings are suspect", f.as_str(), f.meaning()))
+        .collect()
+}
 
 /// For each run, whether its value of `metric` is the best in the column.
 /// Ties for best are all marked; nothing is marked when every run has the same
@@ -240,7 +276,7 @@ pub fn source_description(source: Source) -> &'static str {
 /// The lines of the platform block that the terminal header sums up the board with.
 pub const BOARD_SUMMARY: [PlatformKey; 4] = [
     PlatformKey::BoardRevision,
-    PlatformKey::ArmClock,
+    PlatformKey::ArmClockSet,
     PlatformKey::DmaChannel,
     PlatformKey::RunningOn,
 ];
@@ -279,6 +315,26 @@ pub fn run_context(report: &Report) -> Vec<(&'static str, String)> {
     }
     if !timers.is_empty() {
         rows.push(("timer", timers.join("; ")));
+    }
+    let mut routines: Vec<String> = Vec::new();
+    for r in &report.runs {
+        if let Some(c) = &r.conditions {
+            let line = format!("{}: {}", r.mover, c.copy_routine);
+            if !routines.contains(&line) {
+                routines.push(line);
+            }
+        }
+    }
+    if !routines.is_empty() {
+        rows.push(("copy routine", routines.join("; ")));
+    }
+    if report.runs.iter().any(|r| r.conditions.is_some()) {
+        rows.push((
+            "output",
+            "records are buffered in RAM and written between timed intervals; the output column is the UART \
+             time kept out of each run's timings"
+                .to_string(),
+        ));
     }
     let t = &report.trace;
     rows.push((

@@ -223,6 +223,25 @@ pub fn records_of(collector: &Collector) -> Vec<Record> {
             }),
         }
     }
+    if let Some(b) = &collector.bringup {
+        use records::BringupItem as Item;
+        out.extend(b.calibration.map(Item::Calibration).map(Record::Bringup));
+        out.extend(
+            b.coherency
+                .iter()
+                .map(|p| Record::Bringup(Item::Coherency(*p))),
+        );
+        out.extend(
+            b.copies
+                .iter()
+                .map(|c| Record::Bringup(Item::Copy(c.clone()))),
+        );
+        out.extend(
+            b.notes
+                .iter()
+                .map(|n| Record::Bringup(Item::Note(n.clone()))),
+        );
+    }
     for (name, passed, detail) in &collector.checks {
         out.push(Record::Check {
             name: name.clone(),

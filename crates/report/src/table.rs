@@ -1,6 +1,6 @@
 //! The end-of-run table: every run side by side, best value of each column marked.
 
-use crate::metrics::{best_flags, context_lines, METRICS};
+use crate::metrics::{any_flagged, best_flags, context_lines, flag_legend, flags_cell, METRICS};
 use records::Report;
 use std::io::IsTerminal;
 
@@ -36,9 +36,13 @@ pub fn render_with(report: &Report, colour: bool) -> String {
         .any(|r| r.pool_bytes != report.runs[0].pool_bytes);
 
     // Columns: labels first, then metrics. Each cell is (text, is_best).
+    let show_flags = any_flagged(report);
     let mut headers: Vec<String> = vec!["policy".into(), "mover".into()];
     if show_pool {
         headers.push("pool".into());
+    }
+    if show_flags {
+        headers.push("flags".into());
     }
     let label_columns = headers.len();
     headers.extend(METRICS.iter().map(|m| m.header.to_string()));
@@ -50,6 +54,9 @@ pub fn render_with(report: &Report, colour: bool) -> String {
             let mut row = vec![(r.policy.to_string(), false), (r.mover.to_string(), false)];
             if show_pool {
                 row.push((crate::units::bytes(r.pool_bytes), false));
+            }
+            if show_flags {
+                row.push((flags_cell(r), false));
             }
             row
         })
@@ -107,5 +114,8 @@ pub fn render_with(report: &Report, colour: bool) -> String {
         "\n{BEST_MARK} best in its column (lower is better, except events, peak used and verified, which are \
          not scored; nothing is marked where all runs tie). – : no moves were timed.\n"
     ));
+    for line in flag_legend(report) {
+        out.push_str(&format!("flag {line}\n"));
+    }
     out
 }

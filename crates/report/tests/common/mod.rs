@@ -66,7 +66,14 @@ pub fn platform(emulated: bool) -> Platform {
         }),
         arm_clock_hz: Some(1_200_000_000),
         arm_max_clock_hz: Some(1_200_000_000),
-        core_clock_hz: Some(400_000_000),
+        arm_clock_set_hz: Some(1_200_000_000),
+        arm_clock_measured_hz: (!emulated).then_some(1_199_998_000),
+        core_clock_hz: Some(250_000_000),
+        core_max_clock_hz: Some(400_000_000),
+        core_clock_set_hz: Some(400_000_000),
+        core_clock_measured_hz: (!emulated).then_some(400_000_000),
+        throttled: (!emulated).then_some(0),
+        cycle_calibration: None,
         uart_clock_hz: Some(48_000_000),
         timer_hz: 62_500_000,
         temperature_mc: None,
@@ -178,6 +185,7 @@ pub fn result(p: Policy, m: MoverKind, events: u64) -> RunResult {
             name: "CNTPCT_EL0".into(),
             hz: 62_500_000,
         },
+        conditions: None,
     }
 }
 

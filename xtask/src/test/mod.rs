@@ -15,6 +15,9 @@ use protocol::exit_code;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
+mod silicon;
+use silicon::{check_bringup, check_conditions, check_uart_isolation};
+
 /// `cargo xtask test` arguments.
 #[derive(clap::Args)]
 pub struct TestArgs {
@@ -85,6 +88,16 @@ pub fn target_tests() -> Vec<TargetTest> {
             command: FirmwareCommand::Replay,
             check: check_replay,
         },
+        TargetTest {
+            name: "uart-isolation",
+            command: FirmwareCommand::UartIsolation,
+            check: check_uart_isolation,
+        },
+        TargetTest {
+            name: "bringup",
+            command: FirmwareCommand::Bringup,
+            check: check_bringup,
+        },
     ]
 }
 
@@ -111,6 +124,12 @@ pub fn run(args: TestArgs) -> Result<ExitCode> {
     let built = firmware::build(&BuildOptions::default())?;
     let elf =
         std::fs::read(&built.elf).with_context(|| format!("reading {}", built.elf.display()))?;
+    // The build refuses an image with such a pair; said here as a result.
+    let scan = crate::a53::check(&elf)?;
+    println!(
+        "firmware check erratum-835769 ... ok ({} instructions of .text, no load/store followed by a 64-bit multiply-accumulate)",
+        scan.instructions
+    );
     let tests: Vec<TargetTest> = target_tests()
         .into_iter()
         .filter(|t| args.filter.as_deref().is_none_or(|f| t.name.contains(f)))
@@ -329,6 +348,11 @@ fn dma_checks_wanted() -> Vec<String> {
     .map(DmaCheck::to_string)
     .collect();
     wanted.push(check::CHAINS_LONGER_THAN_CB_AREA.to_string());
+    for name in [check::CPU_COPY_DISJOINT, check::CPU_COPY_DOWNWARD] {
+        for memory in ["pool", "heap"] {
+            wanted.push(format!("{name} ({memory})"));
+        }
+    }
     wanted
 }
 
@@ -386,6 +410,7 @@ fn check_replay(cx: &CheckContext<'_>) -> Result<(), String> {
             ensure(run.moves == 0 || run.move_latency_ns.max > 0, || {
                 format!("{name}: {} moves but no latency measured", run.moves)
             })?;
+            check_conditions(&name, run)?;
         }
     }
     // The pool core is deterministic: both movers must see the same moves.
