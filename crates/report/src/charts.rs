@@ -83,8 +83,6 @@ pub fn all(report: &Report, collector: Option<&Collector>) -> anyhow::Result<Vec
             &runs,
             |s| units::mib(s.used_bytes),
             Some(units::mib(pool)),
-            // A pool under pressure runs near full scale: keep the legend off the lines.
-            SeriesLabelPosition::LowerRight,
         )?);
         charts.push(timeline_chart(
             "fragmentation.svg",
@@ -93,7 +91,6 @@ pub fn all(report: &Report, collector: Option<&Collector>) -> anyhow::Result<Vec
             &runs,
             |s| f64::from(s.fragmentation) * 100.0,
             Some(100.0),
-            SeriesLabelPosition::UpperRight,
         )?);
         charts.push(timeline_chart(
             "overflow.svg",
@@ -102,7 +99,6 @@ pub fn all(report: &Report, collector: Option<&Collector>) -> anyhow::Result<Vec
             &runs,
             |s| units::mib(s.overflow_bytes),
             None,
-            SeriesLabelPosition::UpperRight,
         )?);
     }
     charts.push(latency_chart(report, collector)?);
@@ -168,6 +164,19 @@ fn thin_line(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
     out
 }
 
+/// Height of one policy's panel in a timeline chart.
+const PANEL_HEIGHT: u32 = 136;
+/// Room above the panels for the title.
+const TITLE_HEIGHT: u32 = 36;
+/// Room below the last panel for the time axis.
+const X_AXIS_HEIGHT: u32 = 44;
+
+/// A timeline as small multiples: one panel per policy, stacked, on one
+/// shared time axis and one shared value axis. Policies often lie on top of
+/// each other for most of a trace; in one plot only the last colour drawn
+/// would show. Each panel draws the other policies in light grey behind its
+/// own line, so differences stay readable without hiding anything; the
+/// panel's title, in the policy's colour, names it.
 fn timeline_chart(
     file: &'static str,
     title: &str,
@@ -175,7 +184,6 @@ fn timeline_chart(
     runs: &[&RunDetail],
     value: fn(&Sample) -> f64,
     y_full_scale: Option<f64>,
-    legend: SeriesLabelPosition,
 ) -> anyhow::Result<Chart> {
     let series: Vec<(Policy, Vec<(f64, f64)>)> = runs
         .iter()
@@ -203,38 +211,57 @@ fn timeline_chart(
         .is_empty()
         .then(|| format!("{file}: no samples in the records"));
 
+    let panels = series.len().max(1) as u32;
+    let size = (SIZE.0, TITLE_HEIGHT + panels * PANEL_HEIGHT + X_AXIS_HEIGHT);
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 17))
-            .margin(14)
-            .x_label_area_size(46)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("trace time (s)")
-            .y_desc(y_desc)
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()
-            .map_err(err)?;
-        for (policy, pts) in &series {
-            let colour = policy_colour(*policy);
-            chart
-                .draw_series(LineSeries::new(pts.iter().copied(), colour.stroke_width(2)))
-                .map_err(err)?
-                .label(policy.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 22, y)], colour.stroke_width(3))
-                });
-        }
+        let root = root.titled(title, ("sans-serif", 17)).map_err(err)?;
         if series.is_empty() {
             empty_message(&root, "no samples in this report")?;
-        } else {
-            draw_legend(&mut chart, legend)?;
+        }
+        let (body, _) = root.split_vertically((panels * PANEL_HEIGHT + X_AXIS_HEIGHT) as i32);
+        let last = series.len().saturating_sub(1);
+        let mut rest = body;
+        for (i, (policy, pts)) in series.iter().enumerate() {
+            let height = PANEL_HEIGHT + if i == last { X_AXIS_HEIGHT } else { 0 };
+            let (panel, below) = rest.split_vertically(height as i32);
+            rest = below;
+            let colour = policy_colour(*policy);
+            let mut chart = ChartBuilder::on(&panel)
+                .caption(
+                    policy.as_str(),
+                    ("sans-serif", 14).into_font().color(&colour),
+                )
+                .margin_left(14)
+                .margin_right(14)
+                .margin_top(6)
+                .x_label_area_size(if i == last { X_AXIS_HEIGHT } else { 0 })
+                .y_label_area_size(64)
+                .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+                .map_err(err)?;
+            let mut mesh = chart.configure_mesh();
+            mesh.y_desc(y_desc)
+                .y_labels(3)
+                .light_line_style(RGBColor(240, 240, 240));
+            if i == last {
+                mesh.x_desc("trace time (s)");
+            }
+            mesh.draw().map_err(err)?;
+            for (other, other_pts) in &series {
+                if other != policy {
+                    chart
+                        .draw_series(LineSeries::new(
+                            other_pts.iter().copied(),
+                            CONTEXT_GREY.stroke_width(1),
+                        ))
+                        .map_err(err)?;
+                }
+            }
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), colour.stroke_width(2)))
+                .map_err(err)?;
         }
         root.present().map_err(err)?;
     }
@@ -245,6 +272,9 @@ fn timeline_chart(
         note,
     })
 }
+
+/// The other policies behind a panel's own line.
+const CONTEXT_GREY: RGBColor = RGBColor(200, 200, 200);
 
 fn empty_message(root: &DrawingArea<SVGBackend, Shift>, msg: &str) -> anyhow::Result<()> {
     let (w, h) = root.dim_in_pixel();

@@ -21,6 +21,8 @@ pub struct Shape {
     pub buffers: u64,
     pub movers: &'static [MoverKind],
     pub emulated: bool,
+    /// Every policy gets the same samples: the worst case for telling them apart.
+    pub identical_samples: bool,
 }
 
 impl Default for Shape {
@@ -32,6 +34,7 @@ impl Default for Shape {
             buffers: 40,
             movers: &[MoverKind::Dma, MoverKind::Cpu],
             emulated: true,
+            identical_samples: false,
         }
     }
 }
@@ -266,9 +269,14 @@ pub fn records(shape: Shape) -> Vec<Record> {
             let mut moves = Vec::new();
             for e in 0..shape.events {
                 if e % shape.sample_every == 0 {
-                    let used = (POOL / 2) + (e * 4096 * (policy as u64 + 1)) % (POOL / 2);
-                    let overflow = (e * 1024 * (4 - policy as u64)) % (8 << 20);
-                    let largest = (POOL - used) / (1 + policy as u64);
+                    let k = if shape.identical_samples {
+                        0
+                    } else {
+                        policy as u64
+                    };
+                    let used = (POOL / 2) + (e * 4096 * (k + 1)) % (POOL / 2);
+                    let overflow = (e * 1024 * (4 - k)) % (8 << 20);
+                    let largest = (POOL - used) / (1 + k);
                     let free = POOL - used;
                     out.push(Record::Sample {
                         run,
@@ -278,7 +286,7 @@ pub fn records(shape: Shape) -> Vec<Record> {
                             used_bytes: used,
                             overflow_bytes: overflow,
                             largest_hole: largest,
-                            holes: 1 + (policy as u32) * 3,
+                            holes: 1 + (k as u32) * 3,
                             fragmentation: if free == 0 {
                                 0.0
                             } else {
