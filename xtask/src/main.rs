@@ -32,6 +32,10 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Every column in the end table of run, listen, sim and report (by default it
+    /// fits 100 columns, or the terminal, with the columns read first)
+    #[arg(long, global = true)]
+    wide: bool,
 }
 
 #[derive(Subcommand)]
@@ -64,6 +68,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    report_out::set_wide(cli.wide);
     let outcome = match cli.command {
         Command::Build(args) => firmware::run(args).map(|_| ExitCode::SUCCESS),
         Command::Run(args) => run::run(args),

@@ -4,6 +4,15 @@
 use anyhow::Context;
 use records::Collector;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// `--wide`: every column in the end table. Set once from the command line.
+static WIDE: AtomicBool = AtomicBool::new(false);
+
+/// Whether the end table shows every column (`--wide`).
+pub fn set_wide(wide: bool) {
+    WIDE.store(wide, Ordering::Relaxed);
+}
 
 /// The report directory: `--out DIR`, or `target/report`.
 pub fn dir(out: Option<PathBuf>) -> PathBuf {
@@ -30,7 +39,10 @@ pub fn write_loaded(loaded: &report::Loaded, out: &Path) -> anyhow::Result<repor
 /// Prints what a report directory holds: the table of every run, the notes,
 /// and where the files are.
 fn show(written: &report::Written) {
-    print!("{}", report::table::render_for_stdout(&written.report));
+    print!(
+        "{}",
+        report::table::render_for_stdout(&written.report, WIDE.load(Ordering::Relaxed))
+    );
     for note in &written.notes {
         println!("note: {note}");
     }

@@ -1,30 +1,161 @@
 //! The end-of-run table: every run side by side, best value of each column marked.
+//!
+//! By default it fits [`DEFAULT_WIDTH`] columns (or a narrower terminal) and
+//! shows the columns a driver engineer reads first, [`TERMINAL_COLUMNS`];
+//! `wide` shows every column. report.json, the CSV and the page always hold
+//! every value.
 
-use crate::metrics::{any_flagged, best_flags, context_lines, flag_legend, flags_cell, METRICS};
+use crate::metrics::{
+    any_flagged, best_flags, context_lines, flag_legend, flags_cell, Metric, METRICS,
+};
 use records::Report;
 use std::io::IsTerminal;
 
 /// The marker after a best value; the legend below the table explains it.
 pub const BEST_MARK: char = '*';
 
-/// The table as plain text (best values marked with `*`), for logs and files.
+/// The width the table fits when the terminal's is not known (or is wider).
+pub const DEFAULT_WIDTH: usize = 100;
+
+/// The metrics of the default table by their report.json key, most important
+/// first: when even these do not fit, the last ones are left out first.
+pub const TERMINAL_COLUMNS: &[&str] = &[
+    "rule1_failures",
+    "corrupted_pages",
+    "page_outs",
+    "bytes_moved",
+    "peak_overflow_bytes",
+    "mean_fragmentation",
+    "move_latency_ns.p99",
+    "move_latency_ns.p50",
+];
+
+/// How the table is laid out.
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    /// Every column, whatever the width.
+    pub wide: bool,
+    /// Columns of text to fit (ignored when `wide`).
+    pub width: usize,
+    /// ANSI bold green on the best cells (the `*` stays, so the meaning
+    /// survives copy and paste).
+    pub colour: bool,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            wide: false,
+            width: DEFAULT_WIDTH,
+            colour: false,
+        }
+    }
+}
+
+impl Layout {
+    /// Every column, plain text.
+    pub fn wide() -> Self {
+        Layout {
+            wide: true,
+            ..Layout::default()
+        }
+    }
+
+    /// For stdout: colour and the terminal's width when stdout is a terminal.
+    pub fn for_stdout(wide: bool) -> Self {
+        let terminal = std::io::stdout().is_terminal();
+        let width = terminal
+            .then(|| console::Term::stdout().size_checked())
+            .flatten()
+            .map_or(DEFAULT_WIDTH, |(_, cols)| {
+                usize::from(cols).min(DEFAULT_WIDTH)
+            });
+        Layout {
+            wide,
+            width,
+            colour: terminal && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+}
+
+/// The default table as plain text (best values marked with `*`), for logs and files.
 pub fn render(report: &Report) -> String {
-    render_with(report, false)
+    render_with(report, Layout::default())
 }
 
-/// The table for stdout: bold green best values when stdout is a terminal.
-pub fn render_for_stdout(report: &Report) -> String {
-    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    render_with(report, colour)
+/// The table for stdout (see [`Layout::for_stdout`]).
+pub fn render_for_stdout(report: &Report, wide: bool) -> String {
+    render_with(report, Layout::for_stdout(wide))
 }
 
-/// The table; `colour` adds ANSI bold/green to the best cells (the `*` stays, so
-/// the meaning survives copy and paste).
-pub fn render_with(report: &Report, colour: bool) -> String {
+/// Cell width of a metric's column: its header or its widest cell with the mark.
+fn metric_width(metric: &Metric, report: &Report) -> usize {
+    report
+        .runs
+        .iter()
+        .map(|r| metric.cell(r).chars().count() + 1)
+        .chain([metric.header.chars().count()])
+        .max()
+        .unwrap_or(0)
+}
+
+/// The metrics to show, in display order, and the ones left out.
+fn choose_metrics(
+    report: &Report,
+    layout: Layout,
+    label_width: usize,
+) -> (Vec<&'static Metric>, Vec<&'static Metric>) {
+    if layout.wide {
+        return (METRICS.iter().collect(), Vec::new());
+    }
+    let mut used = label_width;
+    let mut shown: Vec<&str> = Vec::new();
+    for key in TERMINAL_COLUMNS {
+        let Some(metric) = METRICS.iter().find(|m| m.key == *key) else {
+            continue;
+        };
+        let width = SEPARATOR + metric_width(metric, report);
+        if used + width <= layout.width {
+            used += width;
+            shown.push(key);
+        }
+    }
+    METRICS.iter().partition(|m| shown.contains(&m.key))
+}
+
+/// Spaces between columns.
+const SEPARATOR: usize = 2;
+
+/// Breaks `text` into lines of at most `width` characters at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
+}
+
+/// The table laid out as `layout` says.
+pub fn render_with(report: &Report, layout: Layout) -> String {
+    let width = if layout.wide {
+        usize::MAX
+    } else {
+        layout.width
+    };
     let mut out = String::new();
     for line in context_lines(report) {
-        out.push_str(&line);
-        out.push('\n');
+        for l in wrap(&line, width) {
+            out.push_str(&l);
+            out.push('\n');
+        }
     }
     if report.runs.is_empty() {
         out.push_str("no run finished\n");
@@ -45,7 +176,6 @@ pub fn render_with(report: &Report, colour: bool) -> String {
         headers.push("flags".into());
     }
     let label_columns = headers.len();
-    headers.extend(METRICS.iter().map(|m| m.header.to_string()));
 
     let mut rows: Vec<Vec<(String, bool)>> = report
         .runs
@@ -61,7 +191,16 @@ pub fn render_with(report: &Report, colour: bool) -> String {
             row
         })
         .collect();
-    for metric in METRICS {
+    let label_width: usize = (0..label_columns)
+        .map(|c| {
+            let cells = rows.iter().map(|row| row[c].0.chars().count());
+            cells.chain([headers[c].chars().count()]).max().unwrap_or(0)
+        })
+        .sum::<usize>()
+        + SEPARATOR * label_columns.saturating_sub(1);
+    let (metrics, hidden) = choose_metrics(report, layout, label_width);
+    headers.extend(metrics.iter().map(|m| m.header.to_string()));
+    for metric in metrics {
         let flags = best_flags(metric, &report.runs);
         for ((row, run), best) in rows.iter_mut().zip(&report.runs).zip(flags) {
             row.push((metric.cell(run), best));
@@ -70,7 +209,9 @@ pub fn render_with(report: &Report, colour: bool) -> String {
 
     let widths: Vec<usize> = (0..headers.len())
         .map(|c| {
-            let cells = rows.iter().map(|row| row[c].0.chars().count() + 1);
+            // Metric cells carry the best mark (or a space) after the number.
+            let mark = usize::from(c >= label_columns);
+            let cells = rows.iter().map(|row| row[c].0.chars().count() + mark);
             cells.chain([headers[c].chars().count()]).max().unwrap_or(0)
         })
         .collect();
@@ -100,7 +241,7 @@ pub fn render_with(report: &Report, colour: bool) -> String {
             let marked = format!("{text}{}", if *best { BEST_MARK } else { ' ' });
             let pad = widths[c].saturating_sub(marked.chars().count());
             line.push_str(&" ".repeat(pad));
-            if *best && colour {
+            if *best && layout.colour {
                 line.push_str(&format!("\x1b[1;32m{marked}\x1b[0m"));
             } else {
                 line.push_str(&marked);
@@ -110,12 +251,24 @@ pub fn render_with(report: &Report, colour: bool) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
-    out.push_str(&format!(
-        "\n{BEST_MARK} best in its column (lower is better, except events, peak used and verified, which are \
-         not scored; nothing is marked where all runs tie). – : no moves were timed.\n"
-    ));
-    for line in flag_legend(report) {
-        out.push_str(&format!("flag {line}\n"));
+    out.push('\n');
+    let mut notes = vec![format!(
+        "{BEST_MARK} best in its column (lower is better, except events, peak used and verified, which are \
+         not scored; nothing is marked where all runs tie). – : no moves were timed."
+    )];
+    if !hidden.is_empty() {
+        let names: Vec<&str> = hidden.iter().map(|m| m.header).collect();
+        notes.push(format!(
+            "Not shown: {} (--wide shows them; report.json, timeline.csv and index.html hold every value).",
+            names.join(", ")
+        ));
+    }
+    notes.extend(flag_legend(report).iter().map(|l| format!("flag {l}")));
+    for note in notes {
+        for l in wrap(&note, width) {
+            out.push_str(&l);
+            out.push('\n');
+        }
     }
     out
 }

@@ -133,7 +133,7 @@ fn flagged_runs_are_marked_in_the_table_the_json_and_the_page() {
     let collector = report::stream::collect(stream).unwrap();
     let dir = test_dir("flagged");
     let written = report::write_dir(&collector, &dir).unwrap();
-    let table = report::table::render(&written.report);
+    let table = report::table::render_with(&written.report, report::table::Layout::wide());
     let row = table
         .lines()
         .find(|l| l.starts_with("compact") && l.contains("dma"))

@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use records::{MoverKind, Policy, Report, Source};
+use report::table::{Layout, DEFAULT_WIDTH, TERMINAL_COLUMNS};
 use std::sync::{Arc, Mutex};
 
 /// Writes the synthetic stream to records.bin, reads it back and renders it:
@@ -52,7 +53,7 @@ fn column(table: &str, header: &str) -> usize {
 #[test]
 fn table_rows_mark_the_best_cells() {
     let (written, _) = rendered("table", Shape::default());
-    let table = report::table::render(&written.report);
+    let table = report::table::render_with(&written.report, Layout::wide());
     assert!(
         table.contains("QEMU emulation: timings are emulation timings, not hardware"),
         "{table}"
@@ -111,7 +112,13 @@ fn table_rows_mark_the_best_cells() {
         "15.0 %"
     );
 
-    let coloured = report::table::render_with(&written.report, true);
+    let coloured = report::table::render_with(
+        &written.report,
+        Layout {
+            colour: true,
+            ..Layout::wide()
+        },
+    );
     assert!(coloured.contains("\x1b[1;32m12*\x1b[0m"), "{coloured}");
 }
 
@@ -541,4 +548,101 @@ fn plain_progress_prints_quarters_and_results() {
     );
     // Three quarter lines per finished run, no more: a CI log stays short.
     assert_eq!(lines.iter().filter(|l| l.contains("% (")).count(), 7 * 3);
+}
+
+/// The longest line of a rendered table, in characters.
+fn widest(table: &str) -> usize {
+    table.lines().map(|l| l.chars().count()).max().unwrap_or(0)
+}
+
+#[test]
+fn default_table_fits_100_columns_with_the_columns_read_first() {
+    let (mut written, _) = rendered("narrow", Shape::default());
+    let table = report::table::render(&written.report);
+    assert!(
+        widest(&table) <= DEFAULT_WIDTH,
+        "{} wide:\n{table}",
+        widest(&table)
+    );
+    for header in [
+        "policy",
+        "mover",
+        "rule1 fail",
+        "page-outs",
+        "moved",
+        "peak ovfl",
+        "mean frag",
+        "lat p50",
+        "lat p99",
+        "corrupt",
+    ] {
+        column(&table, header);
+    }
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("Not shown: events, page-ins")),
+        "{table}"
+    );
+    // --wide: every column, and nothing said to be hidden.
+    let wide = report::table::render_with(&written.report, Layout::wide());
+    for m in report::metrics::METRICS {
+        column(&wide, m.header);
+    }
+    assert!(!wide.contains("Not shown"), "{wide}");
+    assert!(widest(&wide) > DEFAULT_WIDTH);
+
+    // A flagged run adds the flags column: the table still fits, keeping
+    // Rule 1 failures and corrupted pages, and says what it left out.
+    written.report.runs[0].conditions = Some(records::RunConditions {
+        flags: vec![records::RunFlag::Throttled, records::RunFlag::ClockMismatch],
+        ..Default::default()
+    });
+    let flagged = report::table::render(&written.report);
+    assert!(widest(&flagged) <= DEFAULT_WIDTH, "{flagged}");
+    for header in ["flags", "rule1 fail", "corrupt"] {
+        column(&flagged, header);
+    }
+    assert!(flagged.contains("Not shown: "), "{flagged}");
+}
+
+#[test]
+fn a_narrow_terminal_drops_the_least_important_columns_first() {
+    let (written, _) = rendered("narrower", Shape::default());
+    let full = report::table::render(&written.report);
+    for width in [90, 72, 60, 40] {
+        let layout = Layout {
+            width,
+            ..Layout::default()
+        };
+        let table = report::table::render_with(&written.report, layout);
+        assert!(
+            widest(&table) <= width,
+            "{width}: {} wide:\n{table}",
+            widest(&table)
+        );
+        let header = table.lines().find(|l| l.starts_with("policy")).unwrap();
+        // What is kept is a prefix of the priority order.
+        let kept: Vec<&str> = TERMINAL_COLUMNS
+            .iter()
+            .map(|k| {
+                report::metrics::METRICS
+                    .iter()
+                    .find(|m| m.key == *k)
+                    .unwrap()
+                    .header
+            })
+            .map(|h| header.contains(h))
+            .zip(TERMINAL_COLUMNS)
+            .filter(|(kept, _)| *kept)
+            .map(|(_, k)| *k)
+            .collect();
+        assert_eq!(kept, TERMINAL_COLUMNS[..kept.len()], "{width}: {header}");
+        assert!(
+            kept.len() < TERMINAL_COLUMNS.len(),
+            "{width}: nothing dropped in\n{table}"
+        );
+        assert!(kept.contains(&"rule1_failures"), "{width}: {header}");
+    }
+    assert!(widest(&full) <= DEFAULT_WIDTH);
 }
