@@ -69,9 +69,17 @@ pub fn ensure_qemu() -> Result<()> {
     if on_path(QEMU) {
         return Ok(());
     }
-    let command = "apt-get update && apt-get install -y qemu-system-arm";
+    // Only the emulator: QEMU's recommended packages (graphics, audio, video
+    // codecs, firmware for other machines) are for devices raspi3b never uses,
+    // and pulling them in tripled the time of a first `cargo xtask run`.
+    let command =
+        "apt-get update -qq && apt-get install -y -qq --no-install-recommends qemu-system-arm";
     if on_path("apt-get") && is_root() {
-        eprintln!("xtask: {QEMU} not found; installing it: {command}");
+        eprintln!(
+            "xtask: {QEMU} not found. Installing Debian's qemu-system-arm without its \
+             recommended packages, because the firmware runs under {QEMU} -M raspi3b \
+             (the browser and the recorder's compilers are not needed for this):\n    {command}"
+        );
         let status = Command::new("sh")
             .args(["-c", command])
             .env("DEBIAN_FRONTEND", "noninteractive")
