@@ -1,6 +1,6 @@
 //! Is the optimized xtask binary up to date, without asking cargo?
 //!
-//! Asking cargo (`cargo build --profile xtask -p xtask`) costs ~90 ms even
+//! Asking cargo (`cargo build -p xtask`) costs ~90 ms even
 //! when nothing changed: it checks the fingerprint of each of xtask's ~200
 //! dependencies. After each build this module writes a stamp: the size and
 //! modification time of every input inside the checkout that cargo's own
@@ -26,8 +26,9 @@ const ENV_EXACT: &[&str] = &[
     "RUSTC",
     "RUSTC_WRAPPER",
     "RUSTUP_TOOLCHAIN",
+    "CARGO_BUILD_TARGET",
 ];
-const ENV_PREFIX: &str = "CARGO_PROFILE_XTASK_";
+const ENV_PREFIX: &str = "CARGO_PROFILE_DEV_";
 
 /// Where things are.
 #[derive(Clone, Debug)]
@@ -40,8 +41,9 @@ pub struct Paths {
 }
 
 impl Paths {
-    pub fn new(root: &Path, target: &Path, profile: &str) -> Paths {
-        let dir = target.join(profile);
+    /// `profile_dir`: the profile's directory under `target` (`debug` for dev).
+    pub fn new(root: &Path, target: &Path, profile_dir: &str) -> Paths {
+        let dir = target.join(profile_dir);
         Paths {
             root: root.to_path_buf(),
             target: target.to_path_buf(),
@@ -279,7 +281,7 @@ mod tests {
         ));
         let root = dir.join("check out");
         let target = root.join("target");
-        let paths = Paths::new(&root, &target, "xtask");
+        let paths = Paths::new(&root, &target, "debug");
         for (file, text) in [
             ("Cargo.toml", "[workspace]"),
             ("Cargo.lock", "lock"),

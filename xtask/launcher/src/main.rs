@@ -1,7 +1,8 @@
 //! `cargo xtask` runs this tiny binary (no dependencies, so cargo's own
-//! fingerprint check of it is quick). It runs the real xtask, built in the
-//! optimized `xtask` profile, and asks cargo to rebuild that binary only when
-//! one of its inputs changed since the last build (see [`freshness`]).
+//! fingerprint check of it is quick). It runs the real xtask (the dev
+//! profile, whose workspace crates Cargo.toml optimizes), and asks cargo to
+//! rebuild that binary only when one of its inputs changed since the last
+//! build (see [`freshness`]).
 
 mod freshness;
 
@@ -9,8 +10,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-/// The profile the real xtask is built in (Cargo.toml `[profile.xtask]`).
-const PROFILE: &str = "xtask";
+/// Where cargo puts the real xtask: the dev profile's directory.
+const PROFILE_DIR: &str = "debug";
 /// Set to 1 to skip the freshness check and always ask cargo.
 const ALWAYS_BUILD_VAR: &str = "POOLBED_XTASK_ALWAYS_BUILD";
 
@@ -27,7 +28,7 @@ fn main() -> ExitCode {
 fn launch() -> Result<ExitCode, String> {
     let root = workspace_root()?;
     let target = target_dir()?;
-    let paths = freshness::Paths::new(&root, &target, PROFILE);
+    let paths = freshness::Paths::new(&root, &target, PROFILE_DIR);
     let always = std::env::var_os(ALWAYS_BUILD_VAR).is_some_and(|v| v == "1");
     if always || !freshness::is_fresh(&paths) {
         let build_start = std::time::SystemTime::now();
@@ -66,20 +67,13 @@ fn cargo() -> OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
-/// Lets cargo bring the optimized xtask up to date (its output goes to the
+/// Lets cargo bring xtask up to date (its output goes to the
 /// user: a rebuild shows cargo's progress).
 fn build(root: &Path, target: &Path) -> Result<(), String> {
     let status = Command::new(cargo())
         .current_dir(root)
         .env("CARGO_TARGET_DIR", target)
-        .args([
-            "build",
-            "--quiet",
-            "--profile",
-            PROFILE,
-            "--package",
-            "xtask",
-        ])
+        .args(["build", "--package", "xtask"])
         .status()
         .map_err(|e| format!("running cargo build: {e}"))?;
     if !status.success() {
