@@ -1,6 +1,7 @@
 //! `cargo xtask <verb>`: everything a user or CI does, in one place.
 
 mod a53;
+mod bench;
 mod boot_files;
 mod card_image;
 mod decode;
@@ -50,6 +51,9 @@ enum Command {
     Lint(lint::LintArgs),
     /// Replay a trace through the pool core on the host with a modelled mover.
     Sim(sim::SimArgs),
+    /// Speed figures: parse, replay and end to end per policy and trace, placement
+    /// scaling, and (with SEED_GIT) the side by side with the reference implementations.
+    Bench(bench::BenchArgs),
     /// Convert recorder raw files (several processes merged) to a vc4 `@@@` trace.
     RecordConvert(record_convert::RecordConvertArgs),
     /// Build the LD_PRELOAD recorder for the host or a Pi and print how to use it.
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::Lint(args) => lint::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::RecordConvert(args) => record_convert::run(args),
         Command::Recorder(args) => recorder_cmd::run(args),
         Command::Trace(args) => trace_cmd::run(args),

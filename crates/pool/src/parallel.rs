@@ -8,17 +8,44 @@ use rayon::prelude::*;
 use records::{Record, RunResult};
 use std::sync::mpsc;
 
-/// Hands a run's records to the calling thread, tagged with the run's
-/// position in the list of configurations.
+/// Records sent to the calling thread at a time, at most: one wake-up of it
+/// per batch rather than per record.
+const BATCH: usize = 256;
+
+/// Hands a run's records to the calling thread in batches, tagged with the
+/// run's position in the list of configurations. A batch goes at each
+/// progress record (so the live view moves), when full, and at the end.
 struct ChannelSink<'a> {
     index: usize,
-    out: &'a mpsc::Sender<(usize, Record)>,
+    out: &'a mpsc::Sender<(usize, Vec<Record>)>,
+    pending: Vec<Record>,
+}
+
+impl ChannelSink<'_> {
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(BATCH));
+            // The receiver outlives every run (see `replay_all`).
+            let _ = self.out.send((self.index, batch));
+        }
+    }
 }
 
 impl RecordSink for ChannelSink<'_> {
     fn record(&mut self, record: &Record) {
-        // The receiver outlives every run (see `replay_all`).
-        let _ = self.out.send((self.index, record.clone()));
+        self.pending.push(record.clone());
+        if self.pending.len() >= BATCH
+            || matches!(record, Record::Progress { .. } | Record::RunEnd { .. })
+        {
+            self.flush();
+        }
+    }
+}
+
+impl Drop for ChannelSink<'_> {
+    /// A run that stopped early (an error) still delivers what it recorded.
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -51,7 +78,11 @@ where
                 .par_iter()
                 .enumerate()
                 .map_with(tx, |tx, (index, config)| {
-                    let mut sink = ChannelSink { index, out: tx };
+                    let mut sink = ChannelSink {
+                        index,
+                        out: tx,
+                        pending: Vec::with_capacity(BATCH),
+                    };
                     replay(
                         config,
                         events(),
@@ -63,8 +94,10 @@ where
                 .collect::<Vec<_>>()
         });
         // Ends when the last run is over and every sender is gone.
-        for (index, record) in rx {
-            on_record(index, record);
+        for (index, batch) in rx {
+            for record in batch {
+                on_record(index, record);
+            }
         }
         runs.join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))

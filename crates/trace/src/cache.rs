@@ -28,8 +28,10 @@ const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 4 + 8 + 1 + 3 + 8 + 8;
 /// A trace in binary form, with what its parse warned about.
 #[derive(Clone, Debug)]
 pub struct Compiled {
-    /// A binary trace ([`BinaryTrace::parse`] accepts it).
-    pub bytes: Vec<u8>,
+    /// A binary trace, checked (its checksum, or just encoded here).
+    bytes: Vec<u8>,
+    /// Where it starts in `bytes` (after a cache entry's header).
+    start: usize,
     /// The parse's warnings as [`crate::Warnings`] prints them (empty: none).
     pub warnings: String,
     /// How many problems the warnings count.
@@ -41,9 +43,14 @@ pub struct Compiled {
 }
 
 impl Compiled {
-    /// The trace, read in place.
+    /// The trace, read in place (checked once already: no second pass).
     pub fn trace(&self) -> Result<BinaryTrace<'_>, binary::BinaryError> {
-        BinaryTrace::parse(&self.bytes)
+        BinaryTrace::parse_trusted(self.bytes())
+    }
+
+    /// The binary trace's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes[self.start..]
     }
 }
 
@@ -107,11 +114,11 @@ fn read_entry(entry: &Path, key: &Key) -> Option<Compiled> {
     let warnings = std::str::from_utf8(data.get(HEADER_LEN..text_end)?)
         .ok()?
         .to_owned();
-    let bytes = data[text_end..].to_vec();
     // The binary form carries its own checksum: a damaged entry is refused here.
-    BinaryTrace::parse(&bytes).ok()?;
+    BinaryTrace::parse_checksummed(&data[text_end..]).ok()?;
     Some(Compiled {
-        bytes,
+        bytes: data,
+        start: text_end,
         warnings,
         warning_count,
         from_cache: true,
@@ -120,12 +127,13 @@ fn read_entry(entry: &Path, key: &Key) -> Option<Compiled> {
 }
 
 fn write_entry(entry: &Path, key: &Key, compiled: &Compiled) -> io::Result<()> {
-    let mut data = Vec::with_capacity(HEADER_LEN + compiled.warnings.len() + compiled.bytes.len());
+    let mut data =
+        Vec::with_capacity(HEADER_LEN + compiled.warnings.len() + compiled.bytes().len());
     key.write(&mut data);
     data.extend_from_slice(&compiled.warning_count.to_le_bytes());
     data.extend_from_slice(&(compiled.warnings.len() as u64).to_le_bytes());
     data.extend_from_slice(compiled.warnings.as_bytes());
-    data.extend_from_slice(&compiled.bytes);
+    data.extend_from_slice(compiled.bytes());
     if let Some(dir) = entry.parent() {
         fs::create_dir_all(dir)?;
     }
@@ -173,6 +181,7 @@ pub fn load(path: &Path, mode: Mode, cache_dir: Option<&Path>) -> Result<Compile
     let warnings = parser.into_warnings();
     let mut compiled = Compiled {
         bytes,
+        start: 0,
         warnings: if warnings.is_empty() {
             String::new()
         } else {

@@ -197,13 +197,21 @@ const CHUNK: usize = 256 * 1024;
 /// Chunks in flight: the inflater may run this far ahead of the parser.
 const CHUNKS_IN_FLIGHT: usize = 8;
 
+/// A chunk of text: a buffer, of which the first `len` bytes are lines.
+/// Buffers keep their full length (initialised once) as they go round, so
+/// refilling one never clears it first.
+struct Chunk {
+    buf: Vec<u8>,
+    len: usize,
+}
+
 /// The text of a log, in chunks of whole lines, from the thread that reads
 /// (and inflates) it. Spent chunks go back to that thread to be filled
 /// again, so there is no allocation per chunk once the pipeline is full.
 struct ChunkReader {
-    chunks: crossbeam_channel::Receiver<io::Result<Vec<u8>>>,
+    chunks: crossbeam_channel::Receiver<io::Result<Chunk>>,
     spent: crossbeam_channel::Sender<Vec<u8>>,
-    current: Vec<u8>,
+    current: Chunk,
     pos: usize,
     done: bool,
 }
@@ -219,7 +227,10 @@ impl ChunkReader {
         Ok(ChunkReader {
             chunks,
             spent,
-            current: Vec::new(),
+            current: Chunk {
+                buf: Vec::new(),
+                len: 0,
+            },
             pos: 0,
             done: false,
         })
@@ -231,33 +242,43 @@ impl ChunkReader {
 /// on an error (sent on), or when the parser is gone (its channel closed).
 fn split_lines(
     mut source: impl Read,
-    chunks: &crossbeam_channel::Sender<io::Result<Vec<u8>>>,
+    chunks: &crossbeam_channel::Sender<io::Result<Chunk>>,
     spent: &crossbeam_channel::Receiver<Vec<u8>>,
 ) {
     let mut carry: Vec<u8> = Vec::new();
     loop {
-        let mut chunk = spent
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-        chunk.clear();
-        chunk.append(&mut carry);
-        let want = CHUNK.saturating_sub(chunk.len()).max(1);
-        let eof = match source.by_ref().take(want as u64).read_to_end(&mut chunk) {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(e) => {
-                let _ = chunks.send(Err(e));
-                return;
-            }
-        };
-        if !eof {
-            // A line longer than a chunk goes as it is: the parser joins it.
-            if let Some(last) = memchr::memrchr(b'\n', &chunk) {
-                carry.extend_from_slice(&chunk[last + 1..]);
-                chunk.truncate(last + 1);
+        let mut buf = spent.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
+        // A line longer than a chunk: the buffer grows to hold it whole.
+        if buf.len() < carry.len() + CHUNK / 2 {
+            buf.resize(carry.len() + CHUNK, 0);
+        }
+        buf[..carry.len()].copy_from_slice(&carry);
+        let mut len = carry.len();
+        carry.clear();
+        let mut eof = false;
+        while len < buf.len() {
+            match source.read(&mut buf[len..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = chunks.send(Err(e));
+                    return;
+                }
             }
         }
-        if !chunk.is_empty() && chunks.send(Ok(chunk)).is_err() {
+        if !eof {
+            // No newline at all: the line is longer than the buffer; it goes
+            // on in the next chunk and the parser joins the pieces.
+            if let Some(last) = memchr::memrchr(b'\n', &buf[..len]) {
+                carry.extend_from_slice(&buf[last + 1..len]);
+                len = last + 1;
+            }
+        }
+        if len > 0 && chunks.send(Ok(Chunk { buf, len })).is_err() {
             return;
         }
         if eof {
@@ -278,12 +299,13 @@ impl Read for ChunkReader {
 
 impl BufRead for ChunkReader {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        while self.pos == self.current.len() && !self.done {
-            let spent = std::mem::take(&mut self.current);
-            if spent.capacity() > 0 {
+        while self.pos == self.current.len && !self.done {
+            let spent = std::mem::take(&mut self.current.buf);
+            if !spent.is_empty() {
                 // Full only if the reader has stopped: then it is not needed.
                 let _ = self.spent.try_send(spent);
             }
+            self.current.len = 0;
             self.pos = 0;
             match self.chunks.recv() {
                 Ok(Ok(chunk)) => self.current = chunk,
@@ -295,11 +317,11 @@ impl BufRead for ChunkReader {
                 Err(_) => self.done = true,
             }
         }
-        Ok(&self.current[self.pos..])
+        Ok(&self.current.buf[self.pos..self.current.len])
     }
 
     fn consume(&mut self, amount: usize) {
-        self.pos = (self.pos + amount).min(self.current.len());
+        self.pos = (self.pos + amount).min(self.current.len);
     }
 }
 
