@@ -127,9 +127,10 @@ impl Cmd {
         }
     }
 
-    /// Wall seconds of one run; a failing command is an error (a figure of a
-    /// run that did not do its work would be meaningless).
-    fn time(&self, dir: &Path) -> Result<f64> {
+    /// Wall and CPU seconds of one run; a failing command is an error (a
+    /// figure of a run that did not do its work would be meaningless).
+    fn time(&self, dir: &Path) -> Result<Timed> {
+        let cpu_before = children_cpu_s();
         let started = Instant::now();
         let status = Command::new(&self.program)
             .args(&self.args)
@@ -143,14 +144,59 @@ impl Cmd {
         if !status.success() {
             bail!("{} failed ({status})", self.label);
         }
-        Ok(wall)
+        Ok(Timed {
+            wall,
+            cpu: children_cpu_s() - cpu_before,
+        })
     }
 }
 
+/// One whole-process run.
+#[derive(Clone, Copy, Debug)]
+struct Timed {
+    wall: f64,
+    /// User + system time of the process and everything it waited for: on a
+    /// busy machine the wall time grows, this much less.
+    cpu: f64,
+}
+
+/// CPU seconds (user + system) of all the children waited for so far.
+#[cfg(unix)]
+fn children_cpu_s() -> f64 {
+    // SAFETY: `rusage` is plain integers, for which all zeroes is a value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes one `rusage` into the struct we own.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } != 0 {
+        return f64::NAN;
+    }
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    s(usage.ru_utime) + s(usage.ru_stime)
+}
+
+#[cfg(not(unix))]
+fn children_cpu_s() -> f64 {
+    f64::NAN
+}
+
+fn walls(runs: &[Timed]) -> Vec<f64> {
+    runs.iter().map(|t| t.wall).collect()
+}
+
+fn cpus(runs: &[Timed]) -> Vec<f64> {
+    runs.iter().map(|t| t.cpu).collect()
+}
+
+/// Median over rounds of `a / b`, wall and CPU.
+fn ratios(a: &[Timed], b: &[Timed]) -> (f64, f64) {
+    let wall: Vec<f64> = a.iter().zip(b).map(|(a, b)| a.wall / b.wall).collect();
+    let cpu: Vec<f64> = a.iter().zip(b).map(|(a, b)| a.cpu / b.cpu).collect();
+    (median(&wall), median(&cpu))
+}
+
 /// Runs the commands in turn, `runs` rounds after one warm-up round: the
-/// wall seconds of each command, round by round (so ratios can be taken
-/// within a round, where the machine's load was about the same).
-fn alternate(cmds: &[Cmd], runs: usize, dir: &Path) -> Result<Vec<Vec<f64>>> {
+/// times of each command, round by round (so ratios can be taken within a
+/// round, where the machine's load was about the same).
+fn alternate(cmds: &[Cmd], runs: usize, dir: &Path) -> Result<Vec<Vec<Timed>>> {
     for c in cmds {
         c.time(dir)?;
     }
@@ -287,13 +333,19 @@ fn floors(root: &Path, work: &Path, runs: usize) -> Result<()> {
         ),
         Cmd::new("xtask --version (the binary alone)", &exe, &[&"--version"]),
     ];
-    let walls = alternate(&cmds, runs * 2, root)?;
+    let timed = alternate(&cmds, runs * 2, root)?;
     println!(
-        "\n1. floors: whole process, ms (min / median of {} runs)",
+        "\n1. floors: whole process, ms: wall min / median, CPU median ({} runs)",
         runs * 2
     );
-    for (c, w) in cmds.iter().zip(&walls) {
-        println!("   {:<56} {:>7} {:>7}", c.label, ms(min(w)), ms(median(w)));
+    for (c, t) in cmds.iter().zip(&timed) {
+        println!(
+            "   {:<56} {:>7} {:>7} {:>7}",
+            c.label,
+            ms(min(&walls(t))),
+            ms(median(&walls(t))),
+            ms(median(&cpus(t)))
+        );
     }
     Ok(())
 }
@@ -500,24 +552,25 @@ fn whole_process(
         cmds.push(sim_cmd(via_cargo, work, trace, "drm-mm", pool, true));
         cmds.push(sim_cmd(via_cargo, work, trace, "all", pool, true));
     }
-    let walls = alternate(&cmds, runs, root)?;
+    let timed = alternate(&cmds, runs, root)?;
     println!(
-        "\n3. {name} ({events} events), whole process (.log.gz in, report out), ms (min / median of {runs}), end-to-end M events/s at the median"
+        "\n3. {name} ({events} events), whole process (.log.gz in, report out), ms: wall min / median, CPU median ({runs} runs); M events/s at the median wall"
     );
-    for (c, w) in cmds.iter().zip(&walls) {
+    for (c, t) in cmds.iter().zip(&timed) {
+        let w = walls(t);
         println!(
-            "   {:<48} {:>7} {:>7} {:>8}",
+            "   {:<48} {:>7} {:>7} {:>7} {:>8}",
             c.label,
-            ms(min(w)),
-            ms(median(w)),
-            mev(events, median(w))
+            ms(min(&w)),
+            ms(median(&w)),
+            ms(median(&cpus(t))),
+            mev(events, median(&w))
         );
     }
-    let ratios: Vec<f64> = walls[7].iter().zip(&walls[5]).map(|(a, o)| a / o).collect();
+    let (wall, cpu) = ratios(&timed[7], &timed[5]);
     println!(
-        "   cargo xtask: --policy all / --policy first-fit (cached): {:.2} (median of pairs; goal <= {GOAL_ALL_VS_ONE}: {})",
-        median(&ratios),
-        verdict(median(&ratios) <= GOAL_ALL_VS_ONE)
+        "   cargo xtask: --policy all / --policy first-fit (cached): wall {wall:.2}, CPU {cpu:.2} (median of rounds; goal wall <= {GOAL_ALL_VS_ONE}: {})",
+        verdict(wall <= GOAL_ALL_VS_ONE)
     );
     for policy in ["first-fit", "all"] {
         println!(
@@ -609,8 +662,12 @@ fn references(
     let drm_mm = String::from_utf8_lossy(&built.stdout).trim().to_string();
     let headless = anchors.join("cma_pool_headless.py");
     println!(
-        "   {:<26} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "trace", "py ms", "cold ms", "py/cold", "cached ms", "py/cached", "goal"
+        "   {:<24} {:>8} {:>8} {:>13} {:>9} {:>13}  goal (on the wall ratio)",
+        "trace", "py ms", "cold ms", "py/cold", "cached ms", "py/cached"
+    );
+    println!(
+        "   {:<24} {:>8} {:>8} {:>13} {:>9} {:>13}",
+        "", "", "", "wall (cpu)", "", "wall (cpu)"
     );
     let mut drm_lines = Vec::new();
     for (trace, &events) in traces.iter().zip(sizes) {
@@ -634,68 +691,49 @@ fn references(
         let cold = sim_cmd(true, work, trace, "first-fit", pool, false);
         let cached = sim_cmd(true, work, trace, "first-fit", pool, true);
         let w = alternate(&[python, cold, cached], runs, root)?;
-        let ratio = |i: usize| {
-            median(
-                &w[0]
-                    .iter()
-                    .zip(&w[i])
-                    .map(|(p, o)| p / o)
-                    .collect::<Vec<_>>(),
-            )
-        };
+        let (cold_wall, cold_cpu) = ratios(&w[0], &w[1]);
+        let (cached_wall, cached_cpu) = ratios(&w[0], &w[2]);
         let goal = if big {
             format!(
                 ">= {GOAL_COLD_VS_PYTHON} cold: {}, >= {GOAL_CACHED_VS_PYTHON} cached: {}",
-                verdict(ratio(1) >= GOAL_COLD_VS_PYTHON),
-                verdict(ratio(2) >= GOAL_CACHED_VS_PYTHON)
+                verdict(cold_wall >= GOAL_COLD_VS_PYTHON),
+                verdict(cached_wall >= GOAL_CACHED_VS_PYTHON)
             )
         } else {
             // Small traces: cargo's start-up within 3x of Python's start-up and run.
-            let within = median(
-                &w[2]
-                    .iter()
-                    .zip(&w[0])
-                    .map(|(o, p)| o / p)
-                    .collect::<Vec<_>>(),
-            );
+            let (within, _) = ratios(&w[2], &w[0]);
             format!(
                 "cached within {GOAL_SMALL_VS_PYTHON}x of python: {} ({within:.2}x)",
                 verdict(within <= GOAL_SMALL_VS_PYTHON)
             )
         };
         println!(
-            "   {:<26} {:>9} {:>9} {:>9.1} {:>9} {:>9.1}  {goal}",
+            "   {:<24} {:>8} {:>8} {:>13} {:>9} {:>13}  {goal}",
             name,
-            ms(median(&w[0])),
-            ms(median(&w[1])),
-            ratio(1),
-            ms(median(&w[2])),
-            ratio(2)
+            ms(median(&walls(&w[0]))),
+            ms(median(&walls(&w[1]))),
+            format!("{cold_wall:.1} ({cold_cpu:.1})"),
+            ms(median(&walls(&w[2]))),
+            format!("{cached_wall:.1} ({cached_cpu:.1})"),
         );
         if big {
             let script = format!("gzip -dc '{}' | '{}'", trace.display(), drm_mm);
             let c = Cmd::new("test-drm-mm", "sh", &[&"-c", &script]);
             let ours = sim_cmd(true, work, trace, "drm-mm", pool, true);
             let w = alternate(&[c, ours], runs, root)?;
-            let r = median(
-                &w[0]
-                    .iter()
-                    .zip(&w[1])
-                    .map(|(c, o)| c / o)
-                    .collect::<Vec<_>>(),
-            );
+            let (wall, cpu) = ratios(&w[0], &w[1]);
             drm_lines.push(format!(
-                "   {:<26} {:>9} {:>9} {:>9.1}  goal >= {GOAL_VS_DRM_MM}: {}",
+                "   {:<24} {:>8} {:>8} {:>13}  goal >= {GOAL_VS_DRM_MM}: {}",
                 name,
-                ms(median(&w[0])),
-                ms(median(&w[1])),
-                r,
-                verdict(r >= GOAL_VS_DRM_MM)
+                ms(median(&walls(&w[0]))),
+                ms(median(&walls(&w[1]))),
+                format!("{wall:.1} ({cpu:.1})"),
+                verdict(wall >= GOAL_VS_DRM_MM)
             ));
         }
     }
     println!(
-        "   {:<26} {:>9} {:>9} {:>9}",
+        "   {:<24} {:>8} {:>8} {:>13}",
         "--policy drm-mm, cached", "C ms", "ours ms", "C/ours"
     );
     for l in drm_lines {

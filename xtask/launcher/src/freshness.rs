@@ -73,8 +73,11 @@ pub fn write_stamp(paths: &Paths, build_start: SystemTime) -> io::Result<()> {
     write_stamp_with(paths, build_start, &build_env())
 }
 
-/// Size and modification time (ns since 1970) of a file; `None` if it does not exist.
-fn state(path: &Path) -> io::Result<Option<(u64, u128)>> {
+/// Size and modification time (ns since 1970) of a file; `None`: it does not exist.
+type FileState = Option<(u64, u128)>;
+
+/// Size and modification time of a file; `None` if it does not exist.
+fn state(path: &Path) -> io::Result<FileState> {
     match fs::metadata(path) {
         Ok(m) => {
             let mtime = m
@@ -169,7 +172,7 @@ fn inputs(paths: &Paths) -> io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn stamp_text(env: &[(String, String)], files: &[(PathBuf, Option<(u64, u128)>)]) -> String {
+fn stamp_text(env: &[(String, String)], files: &[(PathBuf, FileState)]) -> String {
     let mut text = format!("{STAMP_VERSION}\n");
     for (k, v) in env {
         text.push_str(&format!("env {k}={v:?}\n"));
@@ -189,7 +192,7 @@ fn stamp_text(env: &[(String, String)], files: &[(PathBuf, Option<(u64, u128)>)]
 fn current(
     paths: &Paths,
     env: &[(String, String)],
-) -> io::Result<(String, Vec<(PathBuf, Option<(u64, u128)>)>)> {
+) -> io::Result<(String, Vec<(PathBuf, FileState)>)> {
     let mut files = vec![(paths.binary.clone(), state(&paths.binary)?)];
     for input in inputs(paths)? {
         let st = state(&input)?;
