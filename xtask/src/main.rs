@@ -76,6 +76,9 @@ enum Command {
     Sim(sim::SimArgs),
     /// Speed figures: parse, replay and end to end per policy and trace, placement
     /// scaling, and (with SEED_GIT) the side by side with the reference implementations.
+    #[command(
+        after_help = "Example:\n  cargo xtask bench --trace traces/openarena-timedemo.log.gz --runs 3"
+    )]
     Bench(bench::BenchArgs),
     /// Convert recorder raw files (several processes merged) to a vc4 `@@@` trace.
     #[command(
