@@ -10,12 +10,14 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 extern crate alloc;
 
+pub mod fluid;
 mod freeindex;
 pub mod model;
 pub mod mover;
 mod pool;
 pub mod replay;
 pub mod stats;
+pub mod sweep;
 
 pub use freeindex::FreeIndex;
 pub use pool::{

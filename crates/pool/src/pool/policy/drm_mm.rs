@@ -52,17 +52,27 @@ impl Pool {
             }
             runs.insert(start, end);
             if end - start >= need {
-                // Of the two extreme windows, evict under the cheaper one.
-                let cost = |p: u32| -> u64 {
-                    candidates
-                        .range(start..p + need)
-                        .map(|(&co, &ci)| (co, self.bufs[ci as usize].units))
-                        .filter(|&(co, cu)| co + cu > p)
-                        .map(|(_, cu)| cu as u64)
-                        .sum()
-                };
+                // Linux (`drm_mm_scan_add_block`, best-fit mode) takes the
+                // lowest window of the hole it found (`hit_start`); the
+                // `cheaper_window` variant looks at the highest window too.
                 let (low, high) = (start, end - need);
-                let p = if cost(high) < cost(low) { high } else { low };
+                let p = if self.drm_mm_cheaper_window {
+                    let cost = |p: u32| -> u64 {
+                        candidates
+                            .range(start..p + need)
+                            .map(|(&co, &ci)| (co, self.bufs[ci as usize].units))
+                            .filter(|&(co, cu)| co + cu > p)
+                            .map(|(_, cu)| cu as u64)
+                            .sum()
+                    };
+                    if cost(high) < cost(low) {
+                        high
+                    } else {
+                        low
+                    }
+                } else {
+                    low
+                };
                 let victims: Vec<u32> = candidates
                     .range(start..p + need)
                     .filter(|&(&co, &ci)| co + self.bufs[ci as usize].units > p)
