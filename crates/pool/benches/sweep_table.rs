@@ -34,11 +34,10 @@ fn traces() -> Vec<PathBuf> {
     out
 }
 
-const SUBJECTS: [Subject; 6] = [
+const SUBJECTS: [Subject; 5] = [
     Subject::Policy(Policy::FirstFit),
     Subject::Policy(Policy::Compact),
     Subject::Policy(Policy::DrmMm),
-    Subject::DrmMmCheaperWindow,
     Subject::Policy(Policy::Defrag),
     Subject::Fluid,
 ];

@@ -14,8 +14,6 @@ use trace::Event;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Subject {
     Policy(Policy),
-    /// `drm-mm` with the cheaper-window choice (see `Pool::with_drm_mm_cheaper_window`).
-    DrmMmCheaperWindow,
     Fluid,
 }
 
@@ -23,7 +21,6 @@ impl Subject {
     pub fn name(self) -> &'static str {
         match self {
             Subject::Policy(p) => p.as_str(),
-            Subject::DrmMmCheaperWindow => "drm-mm-cheap",
             Subject::Fluid => "fluid",
         }
     }
@@ -92,7 +89,6 @@ pub fn run_point(
 ) -> Result<PointResult, PointError> {
     let policy = match subject {
         Subject::Policy(p) => p,
-        Subject::DrmMmCheaperWindow => Policy::DrmMm,
         Subject::Fluid => {
             let mut f = Fluid::new(pool_bytes, alignment).map_err(PointError::Config)?;
             let mut tally = Tally::default();
@@ -116,9 +112,6 @@ pub fn run_point(
         policy,
     })
     .map_err(PointError::Config)?;
-    if subject == Subject::DrmMmCheaperWindow {
-        pool = pool.with_drm_mm_cheaper_window();
-    }
     let mut mover = Instant(0);
     let mut tally = Tally::default();
     for (index, e) in events.iter().enumerate() {

@@ -246,9 +246,6 @@ pub struct Pool {
     counters: Counters,
     events: u64,
     last_time_us: u64,
-    /// drm-mm's scan evicts under the cheaper of the hole's lowest and highest
-    /// windows instead of the lowest (Linux's choice).
-    drm_mm_cheaper_window: bool,
 }
 
 impl Pool {
@@ -289,17 +286,7 @@ impl Pool {
             counters: Counters::default(),
             events: 0,
             last_time_us: 0,
-            drm_mm_cheaper_window: false,
         })
-    }
-
-    /// This pool, but if its policy is `drm-mm`, its eviction scan evicts
-    /// under the cheaper of the hole's lowest and highest windows (the one
-    /// overlapping fewer candidate units, the lowest on a tie) instead of the
-    /// lowest, as Linux does. A variant kept for comparison (section 4.6).
-    pub fn with_drm_mm_cheaper_window(mut self) -> Pool {
-        self.drm_mm_cheaper_window = true;
-        self
     }
 
     pub fn config(&self) -> &PoolConfig {
