@@ -4,8 +4,10 @@
 //! the caller's: the bench `sweep_table` and the grid test run it with rayon.
 
 use crate::fluid::Fluid;
+use crate::model::{LatencyModel, ModelMover};
 use crate::mover::{Move, Mover, Ticket};
 use crate::pool::{ConfigError, Counters, EventError, EventMetrics, MetricsSink, Pool, PoolConfig};
+use crate::replay::MeasuredMover;
 use records::Policy;
 use trace::Event;
 
@@ -31,6 +33,8 @@ impl Subject {
 pub struct PointResult {
     pub events: u64,
     pub counters: Counters,
+    /// Time the replay waited for moves in flight (0 with instantaneous moves).
+    pub stall_ns: u64,
     pub peak_overflow_bytes: u64,
     pub mean_fragmentation: f64,
 }
@@ -87,6 +91,20 @@ pub fn run_point(
     pool_bytes: u64,
     alignment: u64,
 ) -> Result<PointResult, PointError> {
+    run_point_with(events, subject, pool_bytes, alignment, None)
+}
+
+/// As [`run_point`]; with a latency model, moves take time on the
+/// simulator's modelled engine (section 4.9), so compactions can be delayed
+/// by moves in flight (`Counters::compactions_delayed`) and the replay
+/// stalls (`stall_ns`). `fluid` copies nothing and never stalls.
+pub fn run_point_with(
+    events: &[Event],
+    subject: Subject,
+    pool_bytes: u64,
+    alignment: u64,
+    latency: Option<LatencyModel>,
+) -> Result<PointResult, PointError> {
     let policy = match subject {
         Subject::Policy(p) => p,
         Subject::Fluid => {
@@ -101,31 +119,50 @@ pub fn run_point(
             return Ok(PointResult {
                 events: events.len() as u64,
                 counters: *f.counters(),
+                stall_ns: 0,
                 peak_overflow_bytes: tally.peak_overflow,
                 mean_fragmentation: 0.0,
             });
         }
     };
-    let mut pool = Pool::new(PoolConfig {
+    let pool = Pool::new(PoolConfig {
         pool_bytes,
         alignment,
         policy,
     })
     .map_err(PointError::Config)?;
-    let mut mover = Instant(0);
+    match latency {
+        None => replay_counted(pool, events, &mut Instant(0), |_, _| {}),
+        Some(model) => {
+            let mut mover = ModelMover::with_latency(model);
+            let mut r = replay_counted(pool, events, &mut mover, |m, e| m.at_event(e.time_us))?;
+            r.stall_ns = mover.take_summary().stall_ns;
+            Ok(r)
+        }
+    }
+}
+
+fn replay_counted<M: Mover>(
+    mut pool: Pool,
+    events: &[Event],
+    mover: &mut M,
+    before: impl Fn(&mut M, &Event),
+) -> Result<PointResult, PointError> {
     let mut tally = Tally::default();
     for (index, e) in events.iter().enumerate() {
-        pool.apply(e, &mut mover, &mut tally)
+        before(mover, e);
+        pool.apply(e, mover, &mut tally)
             .map_err(|error| PointError::Event {
                 index: index as u64,
                 error,
             })?;
     }
-    pool.drain(&mut mover);
+    pool.drain(mover);
     let n = events.len() as u64;
     Ok(PointResult {
         events: n,
         counters: *pool.counters(),
+        stall_ns: 0,
         peak_overflow_bytes: tally.peak_overflow,
         mean_fragmentation: if n == 0 {
             0.0

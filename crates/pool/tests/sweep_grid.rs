@@ -104,3 +104,43 @@ fn defrag_keeps_rule_1_over_the_sweep_grid() {
     assert_eq!(exceptions_seen, EXCEPTIONS.len());
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Part of the seed simulator's first caveat, modelled: with moves that take
+/// time, compaction moves wait for copies still in flight (counted as
+/// delayed), the replay stalls, and the placements stay those of the
+/// instantaneous run.
+#[test]
+fn moves_in_flight_delay_compactions_and_stall() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../traces");
+    let events = trace::read_file(dir.join("glmark2-200k.log.gz"), trace::Mode::Lenient)
+        .unwrap()
+        .events;
+    let slow = pool::model::LatencyModel {
+        setup_ns: 20_000,
+        bytes_per_s: 50_000_000,
+    };
+    for policy in [Policy::Compact, Policy::Defrag] {
+        let instant = run_point(&events, Subject::Policy(policy), 48 * MIB, 4096).unwrap();
+        let timed = pool::sweep::run_point_with(
+            &events,
+            Subject::Policy(policy),
+            48 * MIB,
+            4096,
+            Some(slow),
+        )
+        .unwrap();
+        assert_eq!(instant.counters.compactions_delayed, 0, "{policy}");
+        assert_eq!(instant.stall_ns, 0);
+        assert!(timed.counters.compactions_delayed > 0, "{policy}");
+        assert!(
+            timed.counters.compactions_delayed <= timed.counters.compaction_moves,
+            "{policy}"
+        );
+        assert!(timed.stall_ns > 0, "{policy}");
+        assert_eq!(
+            timed.counters.rule1_failures, instant.counters.rule1_failures,
+            "{policy}"
+        );
+        assert_eq!(timed.counters.bytes, instant.counters.bytes, "{policy}");
+    }
+}
