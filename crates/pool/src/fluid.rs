@@ -62,7 +62,7 @@ impl Fluid {
         if pool_bytes == 0 {
             return Err(ConfigError::Empty);
         }
-        if pool_bytes % alignment != 0 {
+        if !pool_bytes.is_multiple_of(alignment) {
             return Err(ConfigError::SizeNotMultiple {
                 pool_bytes,
                 alignment,
