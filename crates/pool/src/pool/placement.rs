@@ -174,6 +174,11 @@ impl Pool {
 
     /// Moves a resident buffer down to `to` (pool to pool, possibly overlapping).
     pub(super) fn move_down<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32, to: u32) {
+        // Moves the mover has finished are not in the way: only a wait for
+        // one still running delays this compaction.
+        if !self.inflight.is_empty() {
+            self.poll(mover);
+        }
         let waits = self.counters.waits;
         self.wait_buffer(mover, i);
         let b = self.bufs[i as usize];
