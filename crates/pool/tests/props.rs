@@ -184,7 +184,7 @@ proptest! {
         }
     }
 
-    /// What defrag guarantees: with the pinned and unmoveable resident
+    /// What defrag guarantees (docs/design.md 4.7): with the pinned and unmoveable resident
     /// buffers where they are, if some gap between them (or the pool's ends)
     /// holds the requested buffer, the page-in succeeds. (A bound on sums
     /// alone, pinned + unmoveable + requested <= pool, is not enough: pinned
@@ -212,6 +212,11 @@ proptest! {
                 if need <= gap {
                     prop_assert!(matches!(p.location(e.buffer), Some(Location::Pool { .. })),
                         "defrag failed {e:?} ({need} bytes) with a {gap}-byte gap between immovable buffers");
+                } else {
+                    // A page-in that must fail leaves nothing movable resident
+                    // (purged or paged out, as first-fit would).
+                    prop_assert!(p.snapshot().resident.iter().all(|b| b.state != BufferState::Movable),
+                        "defrag failed {e:?} and kept movable buffers resident");
                 }
             }
         }
@@ -247,6 +252,52 @@ proptest! {
             }
         }
         prop_assert_eq!(p.counters().rule1_failures, 0);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// `fluid` (docs/design.md 4.12) fails a page-in exactly when the buffer
+    /// is larger than the pool less its resident pinned and unmoveable
+    /// buffers (whatever their arrangement), and its free space is one hole.
+    #[test]
+    fn fluid_fails_only_for_want_of_space(steps in prop::collection::vec(step(), 1..200)) {
+        let evs = events(&steps);
+        let mut f = pool::fluid::Fluid::new(POOL, UNIT).unwrap();
+        let mut immovable = std::collections::BTreeMap::<u32, (u64, bool, bool)>::new();
+        let mut sizes = std::collections::HashMap::new();
+        for e in &evs {
+            let need = match e.kind {
+                EventKind::Create { size, unmoveable } => {
+                    sizes.insert(e.buffer, size.div_ceil(UNIT) * UNIT);
+                    immovable.insert(e.buffer, (size.div_ceil(UNIT) * UNIT, unmoveable, false));
+                    Some(size.div_ceil(UNIT) * UNIT)
+                }
+                EventKind::Use if f.is_resident(e.buffer) == Some(false) => Some(sizes[&e.buffer]),
+                _ => None,
+            };
+            let fixed: u64 = immovable
+                .iter()
+                .filter(|&(&b, &(_, u, pinned))| (u || pinned) && f.is_resident(b) == Some(true))
+                .map(|(_, &(units, _, _))| units)
+                .sum();
+            let failures = f.counters().rule1_failures;
+            f.apply(e, &mut ()).unwrap();
+            match e.kind {
+                EventKind::AddUsecnt => { immovable.get_mut(&e.buffer).unwrap().2 = true; }
+                EventKind::RemoveUsecnt => { immovable.get_mut(&e.buffer).unwrap().2 = false; }
+                EventKind::Destroy => { immovable.remove(&e.buffer); }
+                _ => {}
+            }
+            if let Some(need) = need {
+                let failed = f.counters().rule1_failures > failures;
+                prop_assert_eq!(failed, fixed + need > POOL, "{:?}: need {} fixed {}", e, need, fixed);
+                prop_assert_eq!(f.is_resident(e.buffer), Some(!failed));
+            }
+            let m = f.metrics();
+            prop_assert_eq!(m.largest_hole, m.free_bytes);
+        }
     }
 }
 

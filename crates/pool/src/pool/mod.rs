@@ -174,6 +174,13 @@ pub struct Counters {
     pub bytes: BytesByKind,
     /// Times the pool had to wait for a move in flight.
     pub waits: u64,
+    /// Compaction moves (compact's and defrag's slides) that had to wait
+    /// first for a move in flight: of the buffer itself, or one reading or
+    /// writing the units it lands on (with an asynchronous mover, the
+    /// driver's "a slot still being copied cannot be reused"). The pool never
+    /// skips a compaction for this (placements do not depend on move timing,
+    /// section 4.8); it delays it, and the time is the mover's stall.
+    pub compactions_delayed: u64,
 }
 
 impl Counters {

@@ -174,11 +174,20 @@ impl Pool {
 
     /// Moves a resident buffer down to `to` (pool to pool, possibly overlapping).
     pub(super) fn move_down<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32, to: u32) {
+        // Moves the mover has finished are not in the way: only a wait for
+        // one still running delays this compaction.
+        if !self.inflight.is_empty() {
+            self.poll(mover);
+        }
+        let waits = self.counters.waits;
         self.wait_buffer(mover, i);
         let b = self.bufs[i as usize];
         debug_assert!(to < b.offset);
         self.free.release(b.offset, b.units);
         self.wait_range(mover, to, to + b.units);
+        if self.counters.waits > waits {
+            self.counters.compactions_delayed += 1;
+        }
         self.free.allocate(to, b.units);
         self.by_offset.remove(&b.offset);
         self.by_offset.insert(to, i);
