@@ -1,6 +1,7 @@
 //! `cargo xtask <verb>`: everything a user or CI does, in one place.
 
 mod a53;
+mod bench;
 mod boot_files;
 mod card_image;
 mod decode;
@@ -73,6 +74,9 @@ enum Command {
         after_help = "Example:\n  cargo xtask sim --trace traces/openarena-timedemo.log.gz --policy all --pool-size 64MiB"
     )]
     Sim(sim::SimArgs),
+    /// Speed figures: parse, replay and end to end per policy and trace, placement
+    /// scaling, and (with SEED_GIT) the side by side with the reference implementations.
+    Bench(bench::BenchArgs),
     /// Convert recorder raw files (several processes merged) to a vc4 `@@@` trace.
     #[command(
         after_help = "Example:\n  cargo xtask record-convert kmscube-1234.vc4raw --out traces/mine.log.gz"
@@ -109,6 +113,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::Lint(args) => lint::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::RecordConvert(args) => record_convert::run(args),
         Command::Recorder(args) => recorder_cmd::run(args),
         Command::Trace(args) => trace_cmd::run(args),

@@ -4,7 +4,8 @@
 use crate::size::mib;
 use anyhow::{bail, Context};
 use pool::model::{LatencyModel, ModelMover};
-use pool::replay::{replay, Clock, RecordSink, ReplayConfig};
+use pool::parallel::replay_all;
+use pool::replay::{Clock, ReplayConfig};
 use records::{Collector, Policy, Record, Timer, TraceInfo};
 use report::live::Progress;
 use std::path::PathBuf;
@@ -38,6 +39,12 @@ pub struct SimArgs {
     /// Stop at the first problem in the trace instead of warning and going on.
     #[arg(long)]
     pub strict: bool,
+    /// Parse the log even if target/trace-cache holds it compiled (and do not store it).
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Print the wall time of loading, replaying and writing the report.
+    #[arg(long)]
+    pub timings: bool,
 }
 
 fn parse_latency(text: &str) -> Result<LatencyModel, String> {
@@ -67,25 +74,6 @@ fn policies(name: &str) -> anyhow::Result<Vec<Policy>> {
         .collect()
 }
 
-/// Records go into the collector and the live view; the first error is kept
-/// for later.
-struct CollectSink<'a> {
-    collector: &'a mut Collector,
-    progress: &'a mut Progress,
-    error: Option<records::CollectError>,
-}
-
-impl RecordSink for CollectSink<'_> {
-    fn record(&mut self, record: &Record) {
-        self.progress.on_record(record);
-        if self.error.is_none() {
-            if let Err(e) = self.collector.push(record.clone()) {
-                self.error = Some(e);
-            }
-        }
-    }
-}
-
 /// Host wall time.
 struct WallClock(Instant);
 
@@ -101,66 +89,104 @@ impl Clock for WallClock {
     }
 }
 
-/// Reads the trace and replays it under every requested policy. The returned
+/// Where compiled traces are kept between runs.
+pub fn cache_dir() -> PathBuf {
+    crate::firmware::target_dir().join("trace-cache")
+}
+
+/// Wall time of each phase of a simulation.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timings {
+    /// Reading the trace: the cache, or inflate + parse + encode.
+    pub load_s: f64,
+    /// Every run, in parallel.
+    pub replay_s: f64,
+    /// Whether the trace came from the cache.
+    pub cached: bool,
+}
+
+/// Reads the trace (from the compiled-trace cache when it holds this exact
+/// file) and replays it under every requested policy at once. The returned
 /// collector holds everything a report needs (trace, samples, snapshots,
-/// moves, results); this is where a report directory builder hooks in.
-pub fn simulate(args: &SimArgs, progress: &mut Progress) -> anyhow::Result<Collector> {
+/// moves, results), its runs in the order of `--policy`.
+pub fn simulate(
+    args: &SimArgs,
+    progress: &mut Progress,
+    timings: &mut Timings,
+) -> anyhow::Result<Collector> {
     let policies = policies(&args.policy)?;
     let mode = if args.strict {
         trace::Mode::Strict
     } else {
         trace::Mode::Lenient
     };
-    let file = trace::read_file(&args.trace, mode)
+    let started = Instant::now();
+    let cache = (!args.no_cache).then(cache_dir);
+    let compiled = trace::cache::load(&args.trace, mode, cache.as_deref())
         .with_context(|| format!("reading {}", args.trace.display()))?;
-    if !file.warnings.is_empty() {
-        eprint!("{}", file.warnings);
+    if let Some(why) = &compiled.cache_error {
+        eprintln!("warning: trace cache: {why}");
+    }
+    if compiled.warning_count > 0 {
+        eprint!("{}", compiled.warnings);
         eprintln!(
             "({} problems in {}; --strict makes them errors)",
-            file.warnings.total(),
+            compiled.warning_count,
             args.trace.display()
         );
     }
-    if file.events.is_empty() {
+    let trace = compiled
+        .trace()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.trace.display()))?;
+    timings.load_s = started.elapsed().as_secs_f64();
+    timings.cached = compiled.from_cache;
+    if trace.event_count() == 0 {
         bail!("{} holds no `@@@` events", args.trace.display());
     }
     let mut collector = Collector::new();
     let trace_record = Record::Trace(TraceInfo {
         name: trace::default_name(&args.trace),
-        events: file.stats.events,
-        buffers: file.stats.buffers,
-        peak_live_bytes: file.stats.peak_live_bytes,
+        events: trace.event_count(),
+        buffers: trace.buffer_count() as u64,
+        peak_live_bytes: trace.peak_live_bytes(),
     });
     progress.on_record(&trace_record);
     collector
         .push(trace_record)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut clock = WallClock(Instant::now());
-    for (run, &policy) in policies.iter().enumerate() {
-        let config = ReplayConfig {
+    let configs: Vec<ReplayConfig> = policies
+        .iter()
+        .enumerate()
+        .map(|(run, &policy)| ReplayConfig {
             pool_bytes: args.pool_size,
             alignment: args.alignment,
-            ..ReplayConfig::new(run as u16, policy, file.events.len() as u64)
-        };
-        let mut mover = match args.latency {
+            ..ReplayConfig::new(run as u16, policy, trace.event_count())
+        })
+        .collect();
+    let started = Instant::now();
+    // Records reach the live view as they come, and the collector run by run
+    // afterwards, so the report's order does not depend on thread timing.
+    let mut records: Vec<Vec<Record>> = vec![Vec::new(); configs.len()];
+    let outcomes = replay_all(
+        &configs,
+        || trace.events(),
+        |_| match args.latency {
             Some(model) => ModelMover::with_latency(model),
             None => ModelMover::instant(),
-        };
-        let mut sink = CollectSink {
-            collector: &mut collector,
-            progress: &mut *progress,
-            error: None,
-        };
-        replay(
-            &config,
-            file.events.iter().copied(),
-            &mut mover,
-            &mut sink,
-            &mut clock,
-        )
-        .map_err(|e| anyhow::anyhow!("{policy}: {e}"))?;
-        if let Some(e) = sink.error {
-            bail!("{policy}: {e}");
+        },
+        || WallClock(Instant::now()),
+        |index, record| {
+            progress.on_record(&record);
+            records[index].push(record);
+        },
+    );
+    timings.replay_s = started.elapsed().as_secs_f64();
+    for ((config, outcome), records) in configs.iter().zip(outcomes).zip(records) {
+        outcome.map_err(|e| anyhow::anyhow!("{}: {e}", config.policy))?;
+        for record in records {
+            collector
+                .push(record)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", config.policy))?;
         }
     }
     Ok(collector)
@@ -180,15 +206,31 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             None => "modelled: instantaneous".into(),
         }
     );
+    let whole = Instant::now();
     let mut progress = Progress::new();
-    let collector = simulate(&args, &mut progress)?;
+    let mut timings = Timings::default();
+    let collector = simulate(&args, &mut progress, &mut timings)?;
     progress.finish();
+    let report_started = Instant::now();
     let out = crate::report_out::dir(args.out.clone());
     let written = crate::report_out::write(&collector, &out)?;
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&written.report)?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
+    }
+    if args.timings {
+        let report_s = report_started.elapsed().as_secs_f64();
+        let total_s = whole.elapsed().as_secs_f64();
+        println!(
+            "timings: load {:.1} ms ({}), replay {:.1} ms, report {:.1} ms ({:.1} % of {:.1} ms)",
+            timings.load_s * 1e3,
+            if timings.cached { "cached" } else { "parsed" },
+            timings.replay_s * 1e3,
+            report_s * 1e3,
+            100.0 * report_s / total_s,
+            total_s * 1e3
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,17 +5,16 @@
 //!     in events per second per policy; plus the replay alone (events already
 //!     in memory) and the parse alone, to show where the time goes.
 //! (b) Cost of one placement (create + destroy of one buffer in a fragmented
-//!     pool) at 1k, 10k and 100k live buffers.
+//!     pool) at 1k, 10k and 100k live buffers, every policy
+//!     (`pool::scaling`, also printed by `cargo xtask bench`).
 
 use pool::model::ModelMover;
-use pool::mover::{Move, Mover, Ticket};
 use pool::replay::{replay, Clock, RecordSink, ReplayConfig};
-use pool::{Pool, PoolConfig};
 use records::{Policy, Record, Timer};
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Instant;
-use trace::{Event, EventKind};
+use trace::Event;
 
 struct Discard;
 impl RecordSink for Discard {
@@ -117,107 +116,17 @@ fn end_to_end() {
     }
 }
 
-/// A mover that does nothing, to time the pool alone.
-struct Null(u64);
-impl Mover for Null {
-    fn submit(&mut self, _: &Move) -> Ticket {
-        self.0 += 1;
-        Ticket(self.0)
-    }
-    fn poll(&mut self, _: Ticket) -> bool {
-        true
-    }
-    fn wait(&mut self, _: Ticket) {}
-}
-
 fn placement() {
-    const UNIT: u64 = 4096;
     println!("(b) one placement (create + destroy) in a fragmented 4 GiB pool, ns per placement");
     println!(
         "    {:<10} {:>10} {:>10} {:>10} {:>10}",
         "policy", "1k", "10k", "100k", "100k/1k"
     );
-    for policy in [Policy::FirstFit, Policy::DrmMm] {
-        let mut costs = Vec::new();
-        for live in [1_000u32, 10_000, 100_000] {
-            let mut p = Pool::new(PoolConfig {
-                pool_bytes: 4 << 30,
-                alignment: UNIT,
-                policy,
-            })
-            .unwrap();
-            let mut m = Null(0);
-            // 2 * live buffers of 1..=4 units, then every other destroyed:
-            // `live` buffers and as many holes of assorted sizes.
-            let mut x = 0x2545F4914F6CDD1Du64;
-            let mut next = 0u32;
-            for _ in 0..2 * live {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let size = (1 + x % 4) * UNIT;
-                p.apply(
-                    &Event {
-                        time_us: 0,
-                        buffer: next,
-                        kind: EventKind::Create {
-                            size,
-                            unmoveable: false,
-                        },
-                    },
-                    &mut m,
-                    &mut (),
-                )
-                .unwrap();
-                next += 1;
-            }
-            for b in (0..2 * live).step_by(2) {
-                p.apply(
-                    &Event {
-                        time_us: 0,
-                        buffer: b,
-                        kind: EventKind::Destroy,
-                    },
-                    &mut m,
-                    &mut (),
-                )
-                .unwrap();
-            }
-            let rounds = 200_000u32;
-            let t = Instant::now();
-            for r in 0..rounds {
-                // 5 units fits no hole of the fragmented part: first-fit must
-                // find the space above everything; 1..4 units land in holes.
-                let size = (1 + (r as u64 % 5)) * UNIT;
-                p.apply(
-                    &Event {
-                        time_us: 0,
-                        buffer: next,
-                        kind: EventKind::Create {
-                            size,
-                            unmoveable: false,
-                        },
-                    },
-                    &mut m,
-                    &mut (),
-                )
-                .unwrap();
-                p.apply(
-                    &Event {
-                        time_us: 0,
-                        buffer: next,
-                        kind: EventKind::Destroy,
-                    },
-                    &mut m,
-                    &mut (),
-                )
-                .unwrap();
-                next += 1;
-            }
-            let ns = t.elapsed().as_nanos() as f64 / rounds as f64;
-            black_box(&p);
-            costs.push(ns);
-        }
+    for policy in Policy::ALL {
+        let costs: Vec<f64> = [1_000u32, 10_000, 100_000]
+            .iter()
+            .map(|&live| pool::scaling::placement_ns(policy, live, 200_000, 1))
+            .collect();
         println!(
             "    {:<10} {:>10.0} {:>10.0} {:>10.0} {:>10.2}",
             policy.as_str(),

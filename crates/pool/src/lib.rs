@@ -4,7 +4,8 @@
 //!
 //! - [`Pool`]: buffers, residency, MRU order, policies; every change of
 //!   placement is a [`mover::Move`] handed to a [`mover::Mover`].
-//! - [`replay::replay`]: events in, [`records::Record`]s out.
+//! - [`replay::replay`]: events in, [`records::Record`]s out;
+//!   `parallel::replay_all` (`std`): one parse, every policy at once.
 //! - [`model::ModelMover`]: the simulator's mover.
 //! - [`stats::LatencyRecorder`]: move latency statistics for any mover.
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -13,8 +14,12 @@ extern crate alloc;
 mod freeindex;
 pub mod model;
 pub mod mover;
+#[cfg(feature = "std")]
+pub mod parallel;
 mod pool;
 pub mod replay;
+#[cfg(feature = "std")]
+pub mod scaling;
 pub mod stats;
 
 pub use freeindex::FreeIndex;

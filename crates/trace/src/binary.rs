@@ -30,7 +30,6 @@
 //! (`created - 1 - index`: recent buffers are the busy ones, so this is short).
 //! A typical event takes 3 to 4 bytes.
 
-use crate::stats::StatsBuilder;
 use crate::{BufferIndex, Event, EventKind, Madv};
 use alloc::vec::Vec;
 use core::fmt;
@@ -249,7 +248,11 @@ pub fn encode(events: impl IntoIterator<Item = Event>, name: &str) -> Result<Vec
     out.resize(HEADER_LEN, 0);
     out.extend_from_slice(name.as_bytes());
     let payload_start = out.len();
-    let mut stats = StatsBuilder::new();
+    // What the header needs of the statistics, kept by index: the checks
+    // below make indices dense, so this is cheaper than a `StatsBuilder`.
+    let mut live_size: Vec<u64> = Vec::new();
+    let (mut live_bytes, mut peak_live_bytes, mut total_created_bytes) = (0u64, 0u64, 0u64);
+    let mut event_count = 0u64;
     let mut created: BufferIndex = 0;
     let mut prev_time: u64 = 0;
     for (n, e) in events.into_iter().enumerate() {
@@ -281,6 +284,10 @@ pub fn encode(events: impl IntoIterator<Item = Event>, name: &str) -> Result<Vec
             }
             created += 1;
             put_varint(&mut out, size);
+            live_size.push(size);
+            total_created_bytes = total_created_bytes.saturating_add(size);
+            live_bytes = live_bytes.saturating_add(size);
+            peak_live_bytes = peak_live_bytes.max(live_bytes);
         } else {
             if e.buffer >= created {
                 return Err(EncodeError::UnknownBuffer {
@@ -289,19 +296,22 @@ pub fn encode(events: impl IntoIterator<Item = Event>, name: &str) -> Result<Vec
                 });
             }
             put_varint(&mut out, (created - 1 - e.buffer) as u64);
+            if e.kind == EventKind::Destroy {
+                // A second destroy of one buffer frees nothing more.
+                live_bytes -= core::mem::take(&mut live_size[e.buffer as usize]);
+            }
         }
-        stats.push(&e);
+        event_count += 1;
     }
-    let stats = stats.finish();
     let payload_len = (out.len() - payload_start) as u64;
     out[..8].copy_from_slice(&MAGIC);
     out[8..10].copy_from_slice(&VERSION.to_le_bytes());
     out[10] = 0;
     out[11] = name.len() as u8;
     out[12..16].copy_from_slice(&created.to_le_bytes());
-    out[16..24].copy_from_slice(&stats.events.to_le_bytes());
-    out[24..32].copy_from_slice(&stats.peak_live_bytes.to_le_bytes());
-    out[32..40].copy_from_slice(&stats.total_created_bytes.to_le_bytes());
+    out[16..24].copy_from_slice(&event_count.to_le_bytes());
+    out[24..32].copy_from_slice(&peak_live_bytes.to_le_bytes());
+    out[32..40].copy_from_slice(&total_created_bytes.to_le_bytes());
     out[40..48].copy_from_slice(&payload_len.to_le_bytes());
     let sum = checksum(&out);
     out[CHECKSUM_AT..CHECKSUM_AT + 8].copy_from_slice(&sum.to_le_bytes());
@@ -349,6 +359,34 @@ impl<'a> BinaryTrace<'a> {
     /// As [`BinaryTrace::parse`] for a trace at the start of a larger region
     /// (e.g. loaded at a fixed address); also returns the trace's length.
     pub fn parse_prefix(data: &'a [u8]) -> Result<(Self, usize), BinaryError> {
+        let (trace, len) = Self::header(data, true)?;
+        trace.check_events()?;
+        Ok((trace, len))
+    }
+
+    /// As [`BinaryTrace::parse`], but without decoding every event first:
+    /// the header and the checksum only. For bytes this crate's encoder
+    /// wrote and kept (the compiled-trace cache), where the checksum alone
+    /// tells a damaged copy; it reads a large trace several times faster.
+    pub fn parse_checksummed(data: &'a [u8]) -> Result<Self, BinaryError> {
+        let (trace, len) = Self::header(data, true)?;
+        if len < data.len() {
+            return Err(BinaryError::TrailingBytes {
+                extra: (data.len() - len) as u64,
+            });
+        }
+        Ok(trace)
+    }
+
+    /// The header of bytes already checked (by [`BinaryTrace::parse_checksummed`]
+    /// or written by [`encode`] in this process).
+    #[cfg(feature = "std")]
+    pub(crate) fn parse_trusted(data: &'a [u8]) -> Result<Self, BinaryError> {
+        Self::header(data, false).map(|(trace, _)| trace)
+    }
+
+    /// Reads and checks the header (and, if asked, the checksum).
+    fn header(data: &'a [u8], verify_checksum: bool) -> Result<(Self, usize), BinaryError> {
         let have = data.len().min(MAGIC.len());
         if data[..have] != MAGIC[..have] {
             return Err(BinaryError::BadMagic);
@@ -380,10 +418,12 @@ impl<'a> BinaryTrace<'a> {
         }
         let len = needed as usize;
         let data = &data[..len];
-        let expected = u64_at(data, CHECKSUM_AT);
-        let found = checksum(data);
-        if expected != found {
-            return Err(BinaryError::ChecksumMismatch { expected, found });
+        if verify_checksum {
+            let expected = u64_at(data, CHECKSUM_AT);
+            let found = checksum(data);
+            if expected != found {
+                return Err(BinaryError::ChecksumMismatch { expected, found });
+            }
         }
         let name = core::str::from_utf8(&data[HEADER_LEN..HEADER_LEN + name_len])
             .map_err(|_| BinaryError::BadName)?;
@@ -395,7 +435,13 @@ impl<'a> BinaryTrace<'a> {
             peak_live_bytes: u64_at(data, 24),
             total_created_bytes: u64_at(data, 32),
         };
-        // One full decoding pass, so `events()` can be an infallible iterator.
+        Ok((trace, len))
+    }
+
+    /// One full decoding pass, so `events()` can be an infallible iterator;
+    /// the counts must match the header's.
+    fn check_events(&self) -> Result<(), BinaryError> {
+        let trace = self;
         let mut it = trace.raw_events();
         let mut n = 0u64;
         while it.pos < it.payload.len() {
@@ -419,7 +465,7 @@ impl<'a> BinaryTrace<'a> {
                 payload: it.created as u64,
             });
         }
-        Ok((trace, len))
+        Ok(())
     }
 
     fn raw_events(&self) -> Events<'a> {

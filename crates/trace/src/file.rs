@@ -191,38 +191,202 @@ impl<R: BufRead> std::iter::FusedIterator for Parser<R> {}
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const READ_BUFFER: usize = 256 * 1024;
+/// Text handed from the inflating thread to the parser in one piece: big
+/// enough that the hand-over costs nothing, small enough to stay in cache.
+const CHUNK: usize = 256 * 1024;
+/// Chunks in flight: the inflater may run this far ahead of the parser.
+const CHUNKS_IN_FLIGHT: usize = 8;
 
-/// Opens a `.log` or `.log.gz` file for streaming. Gzip is recognised by its
-/// magic bytes (a `.gz` name holding plain text is refused, to catch mix-ups).
-pub fn open(path: impl AsRef<Path>, mode: Mode) -> Result<Parser<Box<dyn BufRead + Send>>, Error> {
-    let path = path.as_ref();
+/// A chunk of text: a buffer, of which the first `len` bytes are lines.
+/// Buffers keep their full length (initialised once) as they go round, so
+/// refilling one never clears it first.
+struct Chunk {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+/// The text of a log, in chunks of whole lines, from the thread that reads
+/// (and inflates) it. Spent chunks go back to that thread to be filled
+/// again, so there is no allocation per chunk once the pipeline is full.
+struct ChunkReader {
+    chunks: crossbeam_channel::Receiver<io::Result<Chunk>>,
+    spent: crossbeam_channel::Sender<Vec<u8>>,
+    current: Chunk,
+    pos: usize,
+    done: bool,
+}
+
+impl ChunkReader {
+    /// Starts the reading thread over `source` (plain text or an inflater).
+    fn spawn(source: impl Read + Send + 'static) -> io::Result<ChunkReader> {
+        let (chunk_tx, chunks) = crossbeam_channel::bounded(CHUNKS_IN_FLIGHT);
+        let (spent, spent_rx) = crossbeam_channel::bounded(CHUNKS_IN_FLIGHT + 1);
+        std::thread::Builder::new()
+            .name("trace-read".into())
+            .spawn(move || split_lines(source, &chunk_tx, &spent_rx))?;
+        Ok(ChunkReader {
+            chunks,
+            spent,
+            current: Chunk {
+                buf: Vec::new(),
+                len: 0,
+            },
+            pos: 0,
+            done: false,
+        })
+    }
+}
+
+/// The reading thread: fills chunks, cuts each after its last newline (the
+/// rest starts the next chunk), sends them. It ends at the end of the input,
+/// on an error (sent on), or when the parser is gone (its channel closed).
+fn split_lines(
+    mut source: impl Read,
+    chunks: &crossbeam_channel::Sender<io::Result<Chunk>>,
+    spent: &crossbeam_channel::Receiver<Vec<u8>>,
+) {
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let mut buf = spent.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
+        // A line longer than a chunk: the buffer grows to hold it whole.
+        if buf.len() < carry.len() + CHUNK / 2 {
+            buf.resize(carry.len() + CHUNK, 0);
+        }
+        buf[..carry.len()].copy_from_slice(&carry);
+        let mut len = carry.len();
+        carry.clear();
+        let mut eof = false;
+        while len < buf.len() {
+            match source.read(&mut buf[len..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = chunks.send(Err(e));
+                    return;
+                }
+            }
+        }
+        if !eof {
+            // No newline at all: the line is longer than the buffer; it goes
+            // on in the next chunk and the parser joins the pieces.
+            if let Some(last) = memchr::memrchr(b'\n', &buf[..len]) {
+                carry.extend_from_slice(&buf[last + 1..len]);
+                len = last + 1;
+            }
+        }
+        if len > 0 && chunks.send(Ok(Chunk { buf, len })).is_err() {
+            return;
+        }
+        if eof {
+            return;
+        }
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for ChunkReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.pos == self.current.len && !self.done {
+            let spent = std::mem::take(&mut self.current.buf);
+            if !spent.is_empty() {
+                // Full only if the reader has stopped: then it is not needed.
+                let _ = self.spent.try_send(spent);
+            }
+            self.current.len = 0;
+            self.pos = 0;
+            match self.chunks.recv() {
+                Ok(Ok(chunk)) => self.current = chunk,
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                // The reading thread ended: end of input.
+                Err(_) => self.done = true,
+            }
+        }
+        Ok(&self.current.buf[self.pos..self.current.len])
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.pos = (self.pos + amount).min(self.current.len);
+    }
+}
+
+/// A reader of the text of a log whose raw bytes `raw` yields, starting with
+/// `head` (its first bytes): inflated if it is gzip, on a thread of its own.
+fn text_reader(
+    path: &Path,
+    head: &[u8],
+    raw: impl BufRead + Send + 'static,
+) -> Result<Box<dyn BufRead + Send>, Error> {
     let io_err = |source| Error::Io {
         path: Some(path.to_path_buf()),
         source,
     };
-    let file = File::open(path).map_err(io_err)?;
-    let mut reader = BufReader::with_capacity(READ_BUFFER, file);
-    let is_gzip = {
-        let head = reader.fill_buf().map_err(io_err)?;
-        head.len() >= 2 && head[..2] == GZIP_MAGIC
-    };
+    let is_gzip = head.len() >= 2 && head[..2] == GZIP_MAGIC;
     let named_gz = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-    let reader: Box<dyn BufRead + Send> = if is_gzip {
+    let reader = if is_gzip {
         // Multi-member: `cat a.gz b.gz` and some compressors write several members.
-        Box::new(BufReader::with_capacity(
-            READ_BUFFER,
-            flate2::bufread::MultiGzDecoder::new(reader),
-        ))
+        ChunkReader::spawn(flate2::bufread::MultiGzDecoder::new(raw))
     } else if named_gz {
         return Err(io_err(io::Error::new(
             io::ErrorKind::InvalidData,
             "named .gz but is not gzip data",
         )));
     } else {
-        Box::new(reader)
+        ChunkReader::spawn(raw)
     };
+    Ok(Box::new(reader.map_err(io_err)?))
+}
+
+/// Opens a `.log` or `.log.gz` file for streaming. Gzip is recognised by its
+/// magic bytes (a `.gz` name holding plain text is refused, to catch mix-ups).
+/// The file is read and inflated on a thread of its own, a few chunks ahead
+/// of the parser.
+pub fn open(path: impl AsRef<Path>, mode: Mode) -> Result<Parser<Box<dyn BufRead + Send>>, Error> {
+    let path = path.as_ref();
+    let io_err = |source| Error::Io {
+        path: Some(path.to_path_buf()),
+        source,
+    };
+    let mut file = File::open(path).map_err(io_err)?;
+    let mut head = Vec::with_capacity(2);
+    file.by_ref()
+        .take(2)
+        .read_to_end(&mut head)
+        .map_err(io_err)?;
+    let raw = io::Cursor::new(head.clone()).chain(BufReader::with_capacity(READ_BUFFER, file));
+    let reader = text_reader(path, &head, raw)?;
+    let mut parser = Parser::new(reader, mode);
+    parser.path = Some(path.to_path_buf());
+    Ok(parser)
+}
+
+/// As [`open`], for a file already read into memory (`path` names it in
+/// errors and, with the content, decides whether it is gzip).
+pub fn open_bytes(
+    path: impl AsRef<Path>,
+    bytes: std::sync::Arc<[u8]>,
+    mode: Mode,
+) -> Result<Parser<Box<dyn BufRead + Send>>, Error> {
+    let path = path.as_ref();
+    let head = bytes[..bytes.len().min(2)].to_vec();
+    let reader = text_reader(path, &head, io::Cursor::new(bytes))?;
     let mut parser = Parser::new(reader, mode);
     parser.path = Some(path.to_path_buf());
     Ok(parser)

@@ -34,6 +34,8 @@ mod stats;
 mod validate;
 
 #[cfg(feature = "std")]
+pub mod cache;
+#[cfg(feature = "std")]
 mod file;
 
 pub use event::{BufferIndex, Event, EventKind, Madv};
@@ -43,6 +45,6 @@ pub use validate::{StrParser, Validator, MAX_LINE};
 
 #[cfg(feature = "std")]
 pub use file::{
-    compile_file, default_name, open, read_file, read_log_bytes, stats_file, Error, Parser,
-    TraceFile,
+    compile_file, default_name, open, open_bytes, read_file, read_log_bytes, stats_file, Error,
+    Parser, TraceFile,
 };
