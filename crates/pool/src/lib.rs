@@ -11,6 +11,7 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 extern crate alloc;
 
+pub mod fluid;
 mod freeindex;
 pub mod model;
 pub mod mover;
@@ -21,6 +22,7 @@ pub mod replay;
 #[cfg(feature = "std")]
 pub mod scaling;
 pub mod stats;
+pub mod sweep;
 
 pub use freeindex::FreeIndex;
 pub use pool::{

@@ -1,8 +1,22 @@
-//! `defrag`: compaction before eviction. First fit; when nothing fits, purge,
-//! then compact the one segment between pinned and unmoveable buffers that
-//! can hold the buffer, paging out from the least recently used end until
-//! some segment can. A page-in that does not fit walks the resident buffers
-//! to find the segments, O(n).
+//! `defrag`: poolbed's Rule 1 policy (docs/design.md 4.7). Compaction
+//! before eviction, and the pool kept packed downward as `compact` keeps it:
+//!
+//! - an unpinned buffer slides down once, as under `compact`
+//!   (`slide_down_once`);
+//! - a page-in that does not fit purges, then compacts the one segment
+//!   between pinned and unmoveable buffers that can hold the buffer, paging
+//!   out from the least recently used end until some segment can;
+//! - a page-in that no segment is long enough for (pinned and unmoveable
+//!   buffers leave no gap that could hold it, so it must fail) still purges
+//!   and pages out every evictable buffer, as `first-fit` would. Measured on
+//!   the bundled traces, keeping them instead (the first version of defrag
+//!   failed at once) left them resident to be pinned in the way later: more
+//!   failures, not fewer.
+//!
+//! Cost: a page-in that fits O(log n + log U); one that does not walks the
+//! resident buffers to find the segments, O(n), and makes at most one move
+//! per resident buffer (page-outs and the slides of one segment), each
+//! O(log n + log U); an unpin that slides O(log n + log U).
 
 use crate::mover::Mover;
 use crate::pool::Pool;
@@ -45,9 +59,16 @@ impl Pool {
         }
     }
 
-    /// `defrag`. A page-in that cannot succeed (no segment between pinned and
-    /// unmoveable buffers is long enough) fails before purging or paging out
-    /// anything. Compaction is confined to the one segment (between
+    /// Pages out every evictable buffer, least recently used first.
+    fn page_out_all<M: Mover + ?Sized>(&mut self, mover: &mut M) {
+        let mut cursor = self.mru.tail();
+        while let Some((c, next)) = self.next_evictable(cursor) {
+            cursor = next;
+            self.page_out(mover, c);
+        }
+    }
+
+    /// `defrag`'s page-in. Compaction is confined to the one segment (between
     /// immovable buffers) that will hold the buffer, and happens only once the
     /// arithmetic says that segment can: the same page-outs as compacting the
     /// whole pool every round, far fewer bytes copied.
@@ -59,9 +80,13 @@ impl Pool {
         if let Some(at) = self.free.first_fit(need) {
             return Some(at);
         }
-        // Pinned and unmoveable buffers stay put: if no segment between them
-        // is long enough, no purge or page-out can help, so none is done.
         if !self.segments().iter().any(|&(s, e, _)| e - s >= need) {
+            // Pinned and unmoveable buffers stay put: nothing can make room.
+            // Every hole lies inside a segment, so first-fit would purge and
+            // page out everything evictable before failing; so does defrag
+            // (see the module notes for why).
+            self.purge_all(mover);
+            self.page_out_all(mover);
             return None;
         }
         if self.purge_all(mover) > 0 {

@@ -1,7 +1,7 @@
 //! The four policies. They differ in two places only: how a page-in finds
 //! room when the buffer does not fit as things are (one `room_*` per policy,
 //! each returning the unit offset to place at, or None for a rule 1 failure),
-//! and, for `compact` alone, what an unpin does.
+//! and, for `compact` and `defrag`, what an unpin does (a slide down).
 
 mod compact;
 mod defrag;
@@ -25,7 +25,8 @@ impl Pool {
 
     /// After `remove_usecnt` cleared the pin of buffer `i`.
     pub(super) fn after_unpin<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32) {
-        if self.config.policy == Policy::Compact {
+        // defrag keeps the pool packed downward as compact does (4.7).
+        if matches!(self.config.policy, Policy::Compact | Policy::Defrag) {
             self.slide_down_once(mover, i);
         }
     }
