@@ -18,6 +18,7 @@ mod sdcard;
 mod setup;
 mod sim;
 mod size;
+mod sweep;
 mod test;
 mod trace_cmd;
 
@@ -74,6 +75,11 @@ enum Command {
         after_help = "Example:\n  cargo xtask sim --trace traces/openarena-timedemo.log.gz --policy all --pool-size 64MiB"
     )]
     Sim(sim::SimArgs),
+    /// How big must the pool be: one trace at every pool size of a range, every policy, in parallel.
+    #[command(
+        after_help = "Example:\n  cargo xtask sweep --trace traces/glmark2-es2-drm-default.log.gz --pool-sizes 32MiB..160MiB --step 8MiB"
+    )]
+    Sweep(sweep::SweepArgs),
     /// Speed figures: parse, replay and end to end per policy and trace, placement
     /// scaling, and (with SEED_GIT) the side by side with the reference implementations.
     #[command(
@@ -116,6 +122,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::Lint(args) => lint::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Sweep(args) => sweep::run(args),
         Command::Bench(args) => bench::run(args),
         Command::RecordConvert(args) => record_convert::run(args),
         Command::Recorder(args) => recorder_cmd::run(args),

@@ -47,7 +47,7 @@ pub struct SimArgs {
     pub timings: bool,
 }
 
-fn parse_latency(text: &str) -> Result<LatencyModel, String> {
+pub(crate) fn parse_latency(text: &str) -> Result<LatencyModel, String> {
     let err = || format!("`{text}` is not SETUP_NS:BYTES_PER_S (e.g. 2000:400000000)");
     let (setup, rate) = text.split_once(':').ok_or_else(err)?;
     let setup_ns = setup.trim().parse().map_err(|_| err())?;
@@ -61,7 +61,7 @@ fn parse_latency(text: &str) -> Result<LatencyModel, String> {
     })
 }
 
-fn policies(name: &str) -> anyhow::Result<Vec<Policy>> {
+pub(crate) fn policies(name: &str) -> anyhow::Result<Vec<Policy>> {
     if name == "all" {
         return Ok(Policy::ALL.to_vec());
     }

@@ -22,6 +22,7 @@ pub mod html;
 pub mod live;
 pub mod metrics;
 pub mod stream;
+pub mod sweep;
 pub mod table;
 pub mod timeline;
 pub mod units;

@@ -127,7 +127,7 @@ fn choose_metrics(
 const SEPARATOR: usize = 2;
 
 /// Breaks `text` into lines of at most `width` characters at spaces.
-fn wrap(text: &str, width: usize) -> Vec<String> {
+pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = String::new();
     for word in text.split(' ') {
