@@ -295,7 +295,9 @@ mod tests {
                 let mut parser = FrameParser::new();
                 let found = parse_all(&mut parser, &bad);
                 assert!(
-                    found.iter().all(|(p, _)| !matches!(p, Parsed::Frame { .. })),
+                    found
+                        .iter()
+                        .all(|(p, _)| !matches!(p, Parsed::Frame { .. })),
                     "byte {byte} bit {bit}: {found:?}"
                 );
                 // The parser recovers: a corrupted length may swallow up to
