@@ -52,17 +52,16 @@ pub fn run(platform: &Platform, layout: &Layout, wait_secs: u16) -> ! {
     } else {
         wait_secs
     };
-    let mut first = true;
     loop {
-        if !first {
-            // Each report is a stream of its own, as if the board had just
-            // booted: a host that connects now gets the whole picture.
-            send_hello(platform);
-        }
-        first = false;
+        // Each report is a stream of its own (Hello, Platform, Trace, the
+        // runs, Finished), as if the board had just booted: a host that
+        // opened the port after the boot still gets the whole picture.
         let code = match receive(layout, u64::from(wait_secs) * 1_000_000) {
             Received::Trace { bytes, pool_bytes } => match BinaryTrace::parse(&bytes) {
-                Ok(trace) => replay::replay_all(&trace, pool_bytes, platform, layout),
+                Ok(trace) => {
+                    send_hello(platform);
+                    replay::replay_all(&trace, pool_bytes, platform, layout)
+                }
                 // Checked before Accepted was sent; cannot happen.
                 Err(_) => continue,
             },
@@ -71,6 +70,7 @@ pub fn run(platform: &Platform, layout: &Layout, wait_secs: u16) -> ! {
                     "no host offered a trace within {=u16} s: replaying the embedded trace",
                     wait_secs
                 );
+                send_hello(platform);
                 replay::run(platform, layout)
             }
             Received::Refused => continue,

@@ -32,14 +32,17 @@ pub struct ListenArgs {
     pub silence: u64,
 }
 
+/// The firmware ELF of the last `cargo xtask build` (or `sdcard`).
+pub fn default_elf() -> PathBuf {
+    crate::firmware::target_dir()
+        .join(crate::setup::TARGET)
+        .join("release")
+        .join("kernel8")
+}
+
 /// `cargo xtask listen`.
 pub fn run(args: ListenArgs) -> Result<ExitCode> {
-    let elf_path = args.elf.clone().unwrap_or_else(|| {
-        crate::firmware::target_dir()
-            .join(crate::setup::TARGET)
-            .join("release")
-            .join("kernel8")
-    });
+    let elf_path = args.elf.clone().unwrap_or_else(default_elf);
     let elf = std::fs::read(&elf_path).with_context(|| {
         format!(
             "reading the firmware ELF {} (build it with `cargo xtask build`, or name it with --elf)",

@@ -1,6 +1,7 @@
 //! `cargo xtask <verb>`: everything a user or CI does, in one place.
 
 mod a53;
+mod board;
 mod boot_files;
 mod card_image;
 mod decode;
