@@ -26,6 +26,8 @@ pub const MAX_RESENDS: u32 = 10;
 /// How long the host waits for the runner's answer to a truncated
 /// transfer: the runner's silence limit and a margin.
 pub const REFUSAL_WAIT: Duration = Duration::from_secs(10);
+/// A line that takes no byte for this long is given up on.
+pub const WRITE_STALL: Duration = Duration::from_secs(10);
 
 /// A serial line to the board, with the decoder of its firmware's stream.
 pub struct Link {
@@ -59,34 +61,68 @@ impl Link {
     /// The next decoded event, waiting at most `wait` for one.
     pub fn next_event(&mut self, wait: Duration) -> Result<Option<Decoded>> {
         let deadline = Instant::now() + wait;
-        let mut buffer = [0u8; 4096];
         loop {
             if let Some(event) = self.pending.pop_front() {
                 return Ok(Some(event));
             }
-            match self.port.read(&mut buffer) {
-                Ok(0) => {}
-                Ok(n) => {
-                    self.heard = Instant::now();
-                    let pending = &mut self.pending;
-                    self.decoder
-                        .feed(&buffer[..n], &mut |event| pending.push_back(event));
-                    continue;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e).context("reading the serial line"),
-            }
-            if Instant::now() >= deadline {
+            self.read_into_pending()?;
+            if self.pending.is_empty() && Instant::now() >= deadline {
                 return Ok(None);
             }
         }
     }
 
-    fn send(&mut self, bytes: &[u8]) -> Result<()> {
-        self.port
-            .write_all(bytes)
-            .context("writing to the serial line")?;
+    /// Writes `bytes`; while the line will not take more (the adapter's or
+    /// the pty's buffer is full), reads what the board says meanwhile, so
+    /// neither side waits for the other. Bounded by [`WRITE_STALL`].
+    fn send(&mut self, mut bytes: &[u8]) -> Result<()> {
+        let mut stalled_since = Instant::now();
+        while !bytes.is_empty() {
+            match self.port.write(bytes) {
+                Ok(n) if n > 0 => {
+                    bytes = &bytes[n..];
+                    stalled_since = Instant::now();
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(e).context("writing to the serial line"),
+            }
+            if stalled_since.elapsed() > WRITE_STALL {
+                bail!(
+                    "the serial line took no byte for {} s",
+                    WRITE_STALL.as_secs()
+                );
+            }
+            self.read_into_pending()?;
+        }
+        Ok(())
+    }
+
+    /// One read (at most the port's 10 ms timeout), decoded into `pending`.
+    fn read_into_pending(&mut self) -> Result<()> {
+        let mut buffer = [0u8; 4096];
+        match self.port.read(&mut buffer) {
+            Ok(n) if n > 0 => {
+                self.heard = Instant::now();
+                let pending = &mut self.pending;
+                self.decoder
+                    .feed(&buffer[..n], &mut |event| pending.push_back(event));
+            }
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(e).context("reading the serial line"),
+        }
         Ok(())
     }
 }
