@@ -213,8 +213,6 @@ pub struct BoardRun {
     pub push: crate::board::PushOutcome,
     /// The report stream (empty when the trace was refused).
     pub collector: records::Collector,
-    /// Every log line shown.
-    pub log: Vec<LogLine>,
 }
 
 /// Pushes the trace `build` names (compiled as `cargo xtask build` would) to
@@ -228,13 +226,7 @@ pub fn push_trace(
     observe: &mut dyn FnMut(&Decoded),
 ) -> Result<BoardRun> {
     let trace = std::fs::read(firmware::trace_bin(build)?)?;
-    let mut log = Vec::new();
-    let mut seen = |event: &Decoded| {
-        if let Decoded::Log(line) = event {
-            log.push(line.clone());
-        }
-        observe(event);
-    };
+    let mut seen = |event: &Decoded| observe(event);
     let push = crate::board::push(
         link,
         &trace,
@@ -247,11 +239,7 @@ pub fn push_trace(
         crate::board::Pushed::Accepted { .. } => crate::board::collect(link, timeout, &mut seen)?,
         crate::board::Pushed::Refused(_) => records::Collector::new(),
     };
-    Ok(BoardRun {
-        push,
-        collector,
-        log,
-    })
+    Ok(BoardRun { push, collector })
 }
 
 /// `cargo xtask run --board DEVICE`: the same output and report as under

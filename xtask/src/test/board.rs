@@ -257,3 +257,121 @@ pub fn listen_reset(built: &Built, timeout: Duration) -> Result<String> {
         whole.runs.len()
     ))
 }
+
+/// `sdcard-image`: `cargo xtask sdcard` (the boot files fetched if need be)
+/// read back with fatfs: a valid table, every file byte-identical to its
+/// source, boot/ the same; the image's kernel8.img boots under QEMU to the
+/// platform block.
+pub fn sdcard_image(built: &Built, timeout: Duration) -> Result<String> {
+    let out = crate::firmware::target_dir().join("test-sdcard");
+    let started = std::time::Instant::now();
+    let card = crate::sdcard::build_card(
+        &BuildOptions::default(),
+        protocol::Command::Runner,
+        None,
+        &out,
+    )?;
+    let build_time = started.elapsed();
+    let image = crate::card_image::read_image(&card.image)?;
+    let p = image.partitions[0];
+    ensure!(
+        p.partition_type == 0x0c && p.start_lba == 8192 && u64::from(p.sectors) * 512 >= 64 << 20,
+        "partition 1: {p:?}"
+    );
+    ensure!(
+        image.partitions[1..].iter().all(|p| p.is_empty()),
+        "more than one partition: {:?}",
+        image.partitions
+    );
+    ensure!(
+        image.fat_type == fatfs::FatType::Fat32
+            && image.cluster_bytes == 512
+            && image.total_clusters >= 65_525
+            && image.hidden_sectors == p.start_lba
+            && image.disk_signature != 0
+            && !image.volume_label.is_empty(),
+        "file system {:?}, {} B clusters, {} clusters, {} hidden sectors, signature {:#x}, label {:?}",
+        image.fat_type,
+        image.cluster_bytes,
+        image.total_clusters,
+        image.hidden_sectors,
+        image.disk_signature,
+        image.volume_label
+    );
+    ensure!(
+        image.files.len() == card.files.len(),
+        "{} files in the image, {} written",
+        image.files.len(),
+        card.files.len()
+    );
+    for (name, bytes) in &card.files {
+        let found = image
+            .files
+            .iter()
+            .find(|f| &f.name == name)
+            .with_context(|| format!("{name} is not in the image"))?;
+        ensure!(&found.bytes == bytes, "{name} differs in the image");
+        ensure!(
+            found.short_name == name.to_uppercase(),
+            "{name} has the short name {}",
+            found.short_name
+        );
+        let copy = std::fs::read(card.boot_dir.join(name))?;
+        ensure!(&copy == bytes, "{name} differs in boot/");
+    }
+    let config = &card
+        .files
+        .iter()
+        .find(|(n, _)| n == "config.txt")
+        .unwrap()
+        .1;
+    let config = String::from_utf8_lossy(config);
+    for name in crate::boot_files::BOOT_FILES {
+        ensure!(
+            config
+                .lines()
+                .any(|l| l.starts_with("# sha256 ") && l.ends_with(name)),
+            "config.txt records no sha256 of {name}"
+        );
+    }
+    // The kernel as the Pi would load it, booted under QEMU.
+    let kernel = &image
+        .files
+        .iter()
+        .find(|f| f.name == "kernel8.img")
+        .context("no kernel8.img")?
+        .bytes;
+    let extracted = out.join("kernel8-from-image.img");
+    std::fs::write(&extracted, kernel)?;
+    let from_card = Built {
+        elf: built.elf.clone(),
+        image: extracted,
+    };
+    let session = crate::run::boot_and_collect(
+        &from_card,
+        Some(FirmwareCommand::BootChecks),
+        timeout,
+        &mut |_| {},
+    )?;
+    let platform = session
+        .collector
+        .platform
+        .as_ref()
+        .context("the image's kernel sent no platform record")?;
+    ensure!(
+        platform.board_revision == Some(0xa02082)
+            && session.log_contains("------------------")
+            && session.exit_code == 0,
+        "the image's kernel: revision {:?}, exit {}",
+        platform.board_revision,
+        session.exit_code
+    );
+    Ok(format!(
+        "{} MiB image, {} files byte-identical, boot files {}; built in {:.2} s (writing {:.2} s); its kernel8.img boots under QEMU",
+        image.image_bytes >> 20,
+        card.files.len(),
+        card.boot_files,
+        build_time.as_secs_f64(),
+        card.write_time.as_secs_f64()
+    ))
+}

@@ -169,7 +169,8 @@ pub fn run(args: TestArgs) -> Result<ExitCode> {
     }
     // The board path: the runner on a pty, as a Pi on a serial line.
     type BoardTest = fn(&firmware::Built, Duration) -> Result<String>;
-    let board_tests: [(&str, BoardTest); 2] = [
+    let board_tests: [(&str, BoardTest); 3] = [
+        ("sdcard-image", board::sdcard_image),
         ("runner-push", board::runner_push),
         ("listen-reset", board::listen_reset),
     ];
