@@ -5,7 +5,7 @@
 //! [`push`] sends a compiled trace with the framing of
 //! `protocol::transfer` (go-back-N within the window the board announced,
 //! resending from the first frame not acknowledged on a Nak or after
-//! [`RESEND_AFTER`] without progress); [`collect`] then gathers the report
+//! [`resend_after`] without progress); [`collect`] then gathers the report
 //! stream the runner sends for it, up to its Finished record.
 
 use crate::decode::{Decoded, Decoder};
@@ -260,7 +260,7 @@ pub fn push(
             }
             continue;
         }
-        if progress_at.elapsed() > RESEND_AFTER {
+        if progress_at.elapsed() > resend_after(u32::from(window), base, started.elapsed()) {
             resends += 1;
             if resends > MAX_RESENDS {
                 bail!(
@@ -275,6 +275,21 @@ pub fn push(
     }
     outcome.elapsed = started.elapsed();
     Ok(outcome)
+}
+
+/// How long to wait for an acknowledgement before resending from `base`:
+/// [`RESEND_AFTER`], or three windows' time at the rate the line has shown
+/// so far when that is longer. A slow line (QEMU takes a byte per main-loop
+/// turn from a pty) must not make the host resend frames that are merely
+/// queued, which would only queue more.
+fn resend_after(window: u32, base: u32, elapsed: Duration) -> Duration {
+    let acked = u64::from(base.saturating_sub(1)) * MAX_PAYLOAD as u64;
+    if acked == 0 {
+        return RESEND_AFTER * 3;
+    }
+    let rate = acked as f64 / elapsed.as_secs_f64().max(1e-3);
+    let window_time = Duration::from_secs_f64(3.0 * f64::from(window) * MAX_PAYLOAD as f64 / rate);
+    window_time.max(RESEND_AFTER)
 }
 
 /// Waits for Ready and checks the trace fits; returns the board's window.
