@@ -124,6 +124,14 @@ impl BootFiles {
         }
         text
     }
+
+    /// (name, bytes) pairs, as the card image writer takes them.
+    pub fn card_files(&self) -> Vec<(&str, &[u8])> {
+        self.files
+            .iter()
+            .map(|f| (f.name, f.bytes.as_slice()))
+            .collect()
+    }
 }
 
 /// The boot files, from `given` or else from the first of the places in the

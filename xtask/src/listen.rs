@@ -202,3 +202,48 @@ fn read_to_end(input: &mut dyn Read, on_bytes: &mut dyn FnMut(&[u8])) -> Result<
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use records::Record;
+
+    fn hello() -> Record {
+        Record::Hello {
+            protocol: records::PROTOCOL_VERSION,
+            firmware: "fw".into(),
+        }
+    }
+
+    fn trace() -> Record {
+        Record::Trace(records::TraceInfo {
+            name: "t".into(),
+            events: 10,
+            buffers: 1,
+            peak_live_bytes: 4096,
+        })
+    }
+
+    #[test]
+    fn a_new_banner_cuts_a_started_stream_and_drops_a_bare_one() {
+        let mut streams = Streams::default();
+        // The runner's boot banner, then its first report's banner: the
+        // bare first stream is no report.
+        streams.push(hello()).unwrap();
+        streams.push(hello()).unwrap();
+        assert!(streams.incomplete.is_empty());
+        streams.push(trace()).unwrap();
+        // A reset: the started stream is kept, marked incomplete.
+        streams.push(hello()).unwrap();
+        assert_eq!(streams.incomplete.len(), 1);
+        assert!(streams.incomplete[0].incomplete);
+        assert!(streams.incomplete[0].report().unwrap().incomplete);
+        assert!(streams.current.trace.is_none() && !streams.current.incomplete);
+        streams.push(trace()).unwrap();
+        streams.push(Record::Finished { exit_code: 0 }).unwrap();
+        assert!(streams.finished());
+        // A finished stream followed by a banner is not incomplete.
+        streams.push(hello()).unwrap();
+        assert_eq!(streams.incomplete.len(), 1);
+    }
+}

@@ -60,9 +60,9 @@ pub fn build_card(
         .with_context(|| format!("reading {}", built.image.display()))?;
     let config = format!("{}{}", config_txt(), boot.config_comment());
     let mut files: Vec<(String, Vec<u8>)> = boot
-        .files
-        .iter()
-        .map(|f| (f.name.to_string(), f.bytes.clone()))
+        .card_files()
+        .into_iter()
+        .map(|(name, bytes)| (name.to_string(), bytes.to_vec()))
         .collect();
     files.push(("config.txt".into(), config.into_bytes()));
     files.push(("kernel8.img".into(), kernel));
