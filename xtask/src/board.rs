@@ -157,7 +157,6 @@ pub struct PushOutcome {
     pub resent_frames: u64,
     /// From the offer to Accepted or Refused.
     pub elapsed: Duration,
-    pub window: u16,
 }
 
 /// Waits up to `ready_wait` for the runner's Ready, then sends `trace` for a
@@ -184,7 +183,6 @@ pub fn push(
         naks: Vec::new(),
         resent_frames: 0,
         elapsed: Duration::ZERO,
-        window,
     };
     // Frames below `base` are acknowledged; `next` is the next to send.
     let (mut base, mut next, mut highest_sent) = (0u32, 0u32, None::<u32>);
@@ -238,6 +236,14 @@ pub fn push(
                 }
                 Record::Accepted { events, .. } => {
                     bar.finish_and_clear();
+                    let seconds = started.elapsed().as_secs_f64();
+                    eprintln!(
+                        "host: {} bytes pushed in {seconds:.2} s ({:.1} KiB/s; window {window} frames, {} Naks, {} frames resent)",
+                        trace.len(),
+                        trace.len() as f64 / 1024.0 / seconds.max(1e-6),
+                        outcome.naks.len(),
+                        outcome.resent_frames
+                    );
                     outcome.result = Pushed::Accepted { events };
                     break;
                 }

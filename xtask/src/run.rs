@@ -215,6 +215,24 @@ pub struct BoardRun {
     pub collector: records::Collector,
 }
 
+/// The compiled trace `build` names (the default trace without one), in
+/// memory: `firmware::trace_bin`'s file is the firmware's embedded trace,
+/// and rewriting it would rebuild the firmware on the next build.
+fn compile_for_board(build: &BuildOptions) -> Result<Vec<u8>> {
+    let source = build
+        .trace
+        .clone()
+        .unwrap_or_else(|| firmware::workspace_root().join(firmware::DEFAULT_TRACE));
+    let (bytes, _warnings) = trace::compile_file(&source, trace::Mode::Lenient, None)
+        .map_err(|e| anyhow::anyhow!("compiling the trace {}: {e}", source.display()))?;
+    eprintln!(
+        "host: pushing trace {} ({} bytes compiled)",
+        source.display(),
+        bytes.len()
+    );
+    Ok(bytes)
+}
+
 /// Pushes the trace `build` names (compiled as `cargo xtask build` would) to
 /// the runner on `link` and collects its report; `observe` sees every
 /// decoded event as it arrives.
@@ -225,7 +243,7 @@ pub fn push_trace(
     timeout: Duration,
     observe: &mut dyn FnMut(&Decoded),
 ) -> Result<BoardRun> {
-    let trace = std::fs::read(firmware::trace_bin(build)?)?;
+    let trace = compile_for_board(build)?;
     let mut seen = |event: &Decoded| observe(event);
     let push = crate::board::push(
         link,
@@ -278,13 +296,6 @@ fn run_board(args: &RunArgs, device: &std::path::Path) -> Result<ExitCode> {
         bail!("the board refused the trace: {reason}");
     }
     progress.finish();
-    println!(
-        "host: trace pushed in {:.2} s (window {} frames, {} Naks, {} frames resent)",
-        push.elapsed.as_secs_f64(),
-        push.window,
-        push.naks.len(),
-        push.resent_frames
-    );
     let collector = board_run.collector;
     let out = crate::report_out::dir(args.out.clone());
     crate::report_out::write(&collector, &out)?;

@@ -108,15 +108,17 @@ fn runner_push_on(
             _ => String::new(),
         },
         first.push.elapsed.as_secs_f64(),
-        trace_bytes(path, pool)?,
+        trace_bytes(path)?,
         first.push.resent_frames,
         second.push.elapsed.as_secs_f64()
     ))
 }
 
-fn trace_bytes(path: &str, pool: u64) -> Result<u64> {
-    let bin = crate::firmware::trace_bin(&options(path, pool))?;
-    Ok(std::fs::metadata(bin)?.len())
+fn trace_bytes(path: &str) -> Result<u64> {
+    let source = crate::firmware::workspace_root().join(path);
+    let (bytes, _) = trace::compile_file(&source, trace::Mode::Lenient, None)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(bytes.len() as u64)
 }
 
 /// Every count of every run equal to the simulator's for the same policy
