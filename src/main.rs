@@ -13,7 +13,8 @@
 //! 6. [`memory::plan`] the pool and heap, [`mmu::map_ram`], the heap.
 //! 7. The platform block and the Hello and Platform records.
 //! 8. The mode the command word asks for ([`protocol::command`]); then a Finished
-//!    record, a UART flush and the exit with the mode's code.
+//!    record, a UART flush and the exit with the mode's code. The runner
+//!    ([`runner`]) never exits: it reports each trace and waits again.
 #![no_std]
 #![no_main]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -37,6 +38,7 @@ mod mover;
 mod output;
 mod platform;
 mod replay;
+mod runner;
 mod selftest;
 mod timer;
 mod uart;
@@ -132,8 +134,13 @@ extern "C" fn kernel_main(entry_el: u64) -> ! {
         (timer::now_ns() - start_ns) / 1000
     );
 
-    let code = match read_command() {
+    let (word, argument) = read_command();
+    let code = match word {
         CommandWord::Absent => run(Command::Replay, &platform, &layout),
+        CommandWord::Known(Command::Runner) => {
+            defmt::info!("mode: {=str}", Command::Runner.name());
+            runner::run(&platform, &layout, argument)
+        }
         CommandWord::Known(command) => run(command, &platform, &layout),
         CommandWord::Unknown(number) => {
             defmt::error!(
@@ -147,13 +154,16 @@ extern "C" fn kernel_main(entry_el: u64) -> ! {
 }
 
 /// The two words at [`COMMAND_ADDR`] (identity mapped, inside the boot map's
-/// first block).
-fn read_command() -> CommandWord {
+/// first block), and the argument in the second.
+fn read_command() -> (CommandWord, u16) {
     let words = COMMAND_ADDR as *const u32;
     // SAFETY: the page below the image is mapped RAM that nothing of ours
     // uses; QEMU's loader (or config.txt's initramfs) may have written it.
     let (magic, number) = unsafe { (words.read_volatile(), words.add(1).read_volatile()) };
-    CommandWord::decode(magic, number)
+    (
+        CommandWord::decode(magic, number),
+        protocol::command::argument(number),
+    )
 }
 
 fn run(command: Command, platform: &platform::Platform, layout: &memory::Layout) -> u32 {
@@ -167,6 +177,7 @@ fn run(command: Command, platform: &platform::Platform, layout: &memory::Layout)
         Command::FaultTests => selftest::faults::run(platform, layout),
         Command::Bringup => selftest::bringup::run(platform, layout),
         Command::UartIsolation => replay::run_uart_isolation(platform, layout),
+        Command::Runner => runner::run(platform, layout, 0),
     }
 }
 

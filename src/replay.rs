@@ -61,9 +61,8 @@ pub fn embedded_trace() -> Option<BinaryTrace<'static>> {
     }
 }
 
-/// Sends the Trace record and logs the trace; `None` when there is none.
-fn announce_trace(layout: &Layout) -> Option<BinaryTrace<'static>> {
-    let trace = embedded_trace()?;
+/// Sends the Trace record and logs the trace.
+fn announce_trace(trace: &BinaryTrace<'_>, pool_bytes: usize) {
     send_record(&Record::Trace(TraceInfo {
         name: trace.name().into(),
         events: trace.event_count(),
@@ -76,10 +75,9 @@ fn announce_trace(layout: &Layout) -> Option<BinaryTrace<'static>> {
         trace.event_count(),
         trace.buffer_count(),
         trace.peak_live_bytes() >> 10,
-        layout.pool.len() >> 10,
+        pool_bytes >> 10,
         BUILT_VERIFY.name()
     );
-    Some(trace)
 }
 
 /// The movers this platform runs: DMA (when a channel is usable), then CPU.
@@ -98,9 +96,22 @@ fn movers(platform: &Platform) -> Vec<MoverKind> {
 /// with no corrupted page, the number of failed runs otherwise, or
 /// [`exit_code::TRACE_REFUSED`].
 pub fn run(platform: &Platform, layout: &Layout) -> u32 {
-    let Some(trace) = announce_trace(layout) else {
+    let Some(trace) = embedded_trace() else {
         return exit_code::TRACE_REFUSED;
     };
+    replay_all(&trace, layout.pool.len(), platform, layout)
+}
+
+/// Replays `trace` under every policy and mover in the first `pool_bytes`
+/// of the layout's pool (at most its length, a multiple of [`PAGE`]); the
+/// return value as for [`run`].
+pub fn replay_all(
+    trace: &BinaryTrace<'_>,
+    pool_bytes: usize,
+    platform: &Platform,
+    layout: &Layout,
+) -> u32 {
+    announce_trace(trace, pool_bytes);
     let events = trace.event_count();
     let output = Output::new();
     let started = timer::now_ns();
@@ -108,8 +119,8 @@ pub fn run(platform: &Platform, layout: &Layout) -> u32 {
     let mut failed = 0u32;
     for policy in Policy::ALL {
         for &kind in &movers(platform) {
-            let config = run_config(run_no, policy, events, layout);
-            let result = run_with(kind, &config, &trace, platform, layout, &output);
+            let config = run_config(run_no, policy, events, pool_bytes);
+            let result = run_with(kind, &config, trace, platform, layout, &output);
             if !judge_run(result.as_ref(), events) {
                 failed += 1;
             }
@@ -140,16 +151,17 @@ pub fn run(platform: &Platform, layout: &Layout) -> u32 {
 /// there is plenty to write. The host's target test compares the pairs:
 /// `replay_ns` must stay put while `output_ns` grows with the bytes written.
 pub fn run_uart_isolation(platform: &Platform, layout: &Layout) -> u32 {
-    let Some(trace) = announce_trace(layout) else {
+    let Some(trace) = embedded_trace() else {
         return exit_code::TRACE_REFUSED;
     };
+    announce_trace(&trace, layout.pool.len());
     let events = trace.event_count();
     let output = Output::new();
     let mut run_no: u16 = 0;
     let mut failed = 0u32;
     for &kind in &movers(platform) {
         for paced in [false, true] {
-            let mut config = run_config(run_no, Policy::FirstFit, events, layout);
+            let mut config = run_config(run_no, Policy::FirstFit, events, layout.pool.len());
             config.samples *= 4;
             config.snapshots *= 4;
             uart::set_paced(paced);
@@ -177,9 +189,9 @@ pub fn run_uart_isolation(platform: &Platform, layout: &Layout) -> u32 {
     failed
 }
 
-fn run_config(run: u16, policy: Policy, events: u64, layout: &Layout) -> ReplayConfig {
+fn run_config(run: u16, policy: Policy, events: u64, pool_bytes: usize) -> ReplayConfig {
     ReplayConfig {
-        pool_bytes: layout.pool.len() as u64,
+        pool_bytes: pool_bytes as u64,
         // The movers copy whole pages; the pool must place in pages.
         alignment: PAGE as u64,
         ..ReplayConfig::new(run, policy, events)
@@ -198,7 +210,7 @@ fn judge_run(result: Option<&RunResult>, events: u64) -> bool {
 fn run_with(
     kind: MoverKind,
     config: &ReplayConfig,
-    trace: &BinaryTrace<'static>,
+    trace: &BinaryTrace<'_>,
     platform: &Platform,
     layout: &Layout,
     output: &Output,
@@ -244,7 +256,7 @@ fn clock_check(clear_sticky: bool) -> ClockCheck {
 /// One run, its records buffered (`output`), bracketed by clock checks.
 fn measured_run<M: MeasuredMover + OutputDrain>(
     config: &ReplayConfig,
-    trace: &BinaryTrace<'static>,
+    trace: &BinaryTrace<'_>,
     mover: &RefCell<M>,
     copy_routine: String,
     output: &Output,

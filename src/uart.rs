@@ -18,6 +18,7 @@ use crate::gpio::GPIO;
 use crate::memory_map;
 use crate::mmio::Mmio;
 use crate::timer;
+use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tock_registers::interfaces::{Readable, Writeable};
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
@@ -38,7 +39,10 @@ register_bitfields! {
     /// Data register.
     DR [
         /// Transmit/receive byte.
-        DATA OFFSET(0) NUMBITS(8) []
+        DATA OFFSET(0) NUMBITS(8) [],
+        /// On a read, the received byte's errors: framing (8), parity (9),
+        /// break (10) and overrun (11: the RX FIFO was full and a byte was lost).
+        ERRORS OFFSET(8) NUMBITS(4) []
     ],
     /// Flag register.
     FR [
@@ -157,8 +161,23 @@ impl Pl011 {
 
     fn write_byte(&self, byte: u8) {
         let uart = &self.registers;
-        while uart.fr.is_set(FR::TXFF) {}
+        while uart.fr.is_set(FR::TXFF) {
+            drain_rx();
+        }
         uart.dr.write(DR::DATA.val(u32::from(byte)));
+    }
+
+    /// One received byte and whether the UART flagged it, if any is waiting.
+    fn read_byte(&self) -> Option<RxByte> {
+        let uart = &self.registers;
+        if uart.fr.is_set(FR::RXFE) {
+            return None;
+        }
+        let word = uart.dr.extract();
+        Some(RxByte {
+            byte: word.read(DR::DATA) as u8,
+            error: word.read(DR::ERRORS) != 0,
+        })
     }
 
     fn flush(&self) {
@@ -235,10 +254,106 @@ pub fn ensure_init() {
     }
 }
 
-/// Sends one byte, waiting while the transmit FIFO is full.
+/// Sends one byte, waiting while the transmit FIFO is full (and keeping the
+/// receive FIFO drained meanwhile when [`set_receiving`] is on).
 pub fn write_byte(byte: u8) {
     pace_one();
+    drain_rx();
     PL011.write_byte(byte);
+}
+
+/// A received byte.
+#[derive(Clone, Copy, Debug)]
+pub struct RxByte {
+    pub byte: u8,
+    /// The PL011 flagged it (framing, parity, break or overrun), or bytes
+    /// before it were lost because [`RX_RING_BYTES`] filled up.
+    pub error: bool,
+}
+
+/// Bytes kept while the firmware is busy writing: at 921600 baud the
+/// PL011's 16-byte receive FIFO fills in 174 µs, less than one record takes
+/// to send, so while the runner receives, every wait for the transmitter
+/// moves what arrived into this ring (11 ms of input at full speed).
+pub const RX_RING_BYTES: usize = 1024;
+
+struct RxRing {
+    bytes: [u8; RX_RING_BYTES],
+    errors: [bool; RX_RING_BYTES],
+    head: usize,
+    len: usize,
+}
+
+struct RxShared(UnsafeCell<RxRing>);
+
+// SAFETY: only touched inside a critical section (DAIF masked) on the one
+// running core.
+unsafe impl Sync for RxShared {}
+
+static RX_RING: RxShared = RxShared(UnsafeCell::new(RxRing {
+    bytes: [0; RX_RING_BYTES],
+    errors: [false; RX_RING_BYTES],
+    head: 0,
+    len: 0,
+}));
+static RECEIVING: AtomicBool = AtomicBool::new(false);
+
+fn with_ring<R>(f: impl FnOnce(&mut RxRing) -> R) -> R {
+    critical_section::with(|_| {
+        // SAFETY: inside the critical section nothing else holds the ring.
+        f(unsafe { &mut *RX_RING.0.get() })
+    })
+}
+
+/// Turns receiving on or off; on, every byte written first moves what the
+/// receive FIFO holds into the ring, so no write can overrun it. Turning it
+/// on empties the ring and the FIFO (bytes from before are stale).
+pub fn set_receiving(on: bool) {
+    if on {
+        while PL011.read_byte().is_some() {}
+        with_ring(|ring| ring.len = 0);
+    }
+    RECEIVING.store(on, Ordering::Relaxed);
+}
+
+/// Moves what the receive FIFO holds into the ring (when receiving).
+fn drain_rx() {
+    if !RECEIVING.load(Ordering::Relaxed) {
+        return;
+    }
+    with_ring(|ring| {
+        while let Some(rx) = PL011.read_byte() {
+            if ring.len == RX_RING_BYTES {
+                // Lost: flag the byte before the gap, so the frame it falls
+                // in is refused (its CRC would fail too).
+                let last = (ring.head + ring.len - 1) % RX_RING_BYTES;
+                ring.errors[last] = true;
+                continue;
+            }
+            let at = (ring.head + ring.len) % RX_RING_BYTES;
+            ring.bytes[at] = rx.byte;
+            ring.errors[at] = rx.error;
+            ring.len += 1;
+        }
+    });
+}
+
+/// The next received byte, if one has arrived: the ring's first, else the
+/// receive FIFO's.
+pub fn read_byte() -> Option<RxByte> {
+    let queued = with_ring(|ring| {
+        if ring.len == 0 {
+            return None;
+        }
+        let at = ring.head;
+        ring.head = (ring.head + 1) % RX_RING_BYTES;
+        ring.len -= 1;
+        Some(RxByte {
+            byte: ring.bytes[at],
+            error: ring.errors[at],
+        })
+    });
+    queued.or_else(|| PL011.read_byte())
 }
 
 /// Sends bytes.

@@ -25,13 +25,6 @@
 //! Where none of that works (no apt-get, no Debian source, no network) it
 //! stops with the commands to run.
 
-// Until `cargo xtask sdcard` calls `locate`, only the tests call this
-// module; this expectation turns into a warning (and goes) once it does.
-#![expect(
-    dead_code,
-    reason = "called by the tests until sdcard takes its boot files from here"
-)]
-
 use anyhow::{bail, ensure, Context, Result};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;

@@ -43,16 +43,6 @@
 //! Timestamps are the FAT epoch and the serial numbers derive from the
 //! content, so the same files always give the same image, byte for byte.
 
-// Until `cargo xtask sdcard` calls it, only the tests do; this expectation
-// turns into a warning (and goes) once it does.
-#![cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "called by the tests until sdcard writes the image"
-    )
-)]
-
 use anyhow::{bail, ensure, Context, Result};
 use sha2::{Digest, Sha256};
 use std::io::{Cursor, Read, Seek, SeekFrom, Write};

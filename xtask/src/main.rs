@@ -2,6 +2,7 @@
 
 mod a53;
 mod bench;
+mod board;
 mod boot_files;
 mod card_image;
 mod decode;

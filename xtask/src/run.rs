@@ -19,6 +19,18 @@ pub struct RunArgs {
     /// Directory for the report (default target/report).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Push the trace over this serial line to a board running the card's
+    /// firmware (the runner) instead of booting QEMU: /dev/ttyUSB0, or the
+    /// pty of a QEMU started with `-serial pty`.
+    #[arg(long, value_name = "DEVICE")]
+    pub board: Option<PathBuf>,
+    /// Baud rate of the --board line.
+    #[arg(long, default_value_t = 921_600, requires = "board")]
+    pub baud: u32,
+    /// With --board: the firmware ELF the board runs, whose defmt table
+    /// decodes its stream (default: the last `cargo xtask build`).
+    #[arg(long, value_name = "FILE", requires = "board")]
+    pub elf: Option<PathBuf>,
 }
 
 /// Everything one boot produced.
@@ -143,6 +155,9 @@ pub fn boot_and_collect(
 /// `cargo xtask run`: build, boot, show the log and progress live, then the
 /// table, and write the report directory.
 pub fn run(args: RunArgs) -> Result<ExitCode> {
+    if let Some(device) = args.board.clone() {
+        return run_board(&args, &device);
+    }
     crate::setup::ensure_tools()?;
     let built = firmware::build(&args.build)?;
     let mut progress = report::live::Progress::new();
@@ -191,4 +206,100 @@ pub fn show_bringup(collector: &records::Collector, out: Option<PathBuf>) -> Res
         );
     }
     Ok(true)
+}
+
+/// What one trace pushed to a board gave.
+pub struct BoardRun {
+    pub push: crate::board::PushOutcome,
+    /// The report stream (empty when the trace was refused).
+    pub collector: records::Collector,
+}
+
+/// The compiled trace `build` names (the default trace without one), in
+/// memory: `firmware::trace_bin`'s file is the firmware's embedded trace,
+/// and rewriting it would rebuild the firmware on the next build.
+fn compile_for_board(build: &BuildOptions) -> Result<Vec<u8>> {
+    let source = build
+        .trace
+        .clone()
+        .unwrap_or_else(|| firmware::workspace_root().join(firmware::DEFAULT_TRACE));
+    let (bytes, _warnings) = trace::compile_file(&source, trace::Mode::Lenient, None)
+        .map_err(|e| anyhow::anyhow!("compiling the trace {}: {e}", source.display()))?;
+    eprintln!(
+        "host: pushing trace {} ({} bytes compiled)",
+        source.display(),
+        bytes.len()
+    );
+    Ok(bytes)
+}
+
+/// Pushes the trace `build` names (compiled as `cargo xtask build` would) to
+/// the runner on `link` and collects its report; `observe` sees every
+/// decoded event as it arrives.
+pub fn push_trace(
+    link: &mut crate::board::Link,
+    build: &BuildOptions,
+    fault: crate::board::Fault,
+    timeout: Duration,
+    observe: &mut dyn FnMut(&Decoded),
+) -> Result<BoardRun> {
+    let trace = compile_for_board(build)?;
+    let mut seen = |event: &Decoded| observe(event);
+    let push = crate::board::push(
+        link,
+        &trace,
+        build.effective_pool_size(),
+        fault,
+        timeout,
+        &mut seen,
+    )?;
+    let collector = match &push.result {
+        crate::board::Pushed::Accepted { .. } => crate::board::collect(link, timeout, &mut seen)?,
+        crate::board::Pushed::Refused(_) => records::Collector::new(),
+    };
+    Ok(BoardRun { push, collector })
+}
+
+/// `cargo xtask run --board DEVICE`: the same output and report as under
+/// QEMU, from a board running the runner.
+fn run_board(args: &RunArgs, device: &std::path::Path) -> Result<ExitCode> {
+    if args.build.verify.is_some() {
+        bail!("--verify is built into the firmware: build the card with `cargo xtask sdcard --verify ...`");
+    }
+    let elf_path = args.elf.clone().unwrap_or_else(crate::listen::default_elf);
+    let elf = std::fs::read(&elf_path).with_context(|| {
+        format!(
+            "reading the firmware ELF {} (build it with `cargo xtask sdcard`, or name it with --elf)",
+            elf_path.display()
+        )
+    })?;
+    let mut link = crate::board::Link::open(device, args.baud, &elf)?;
+    eprintln!(
+        "host: waiting for the runner on {} at {} baud (reset the board if it is busy)",
+        device.display(),
+        args.baud
+    );
+    let mut progress = report::live::Progress::new();
+    let board_run = push_trace(
+        &mut link,
+        &args.build,
+        crate::board::Fault::None,
+        Duration::from_secs(args.timeout),
+        &mut |event| match event {
+            Decoded::Log(line) => progress.println(&line.to_string()),
+            Decoded::Record(record) => progress.on_record(record),
+            Decoded::Malformed(_) => {}
+        },
+    )?;
+    let push = &board_run.push;
+    if let crate::board::Pushed::Refused(reason) = &push.result {
+        bail!("the board refused the trace: {reason}");
+    }
+    progress.finish();
+    let collector = board_run.collector;
+    let out = crate::report_out::dir(args.out.clone());
+    crate::report_out::write(&collector, &out)?;
+    let code = collector.exit_code.unwrap_or(u32::MAX);
+    println!("host: firmware exit code {code}");
+    Ok(ExitCode::from(code.min(255) as u8))
 }

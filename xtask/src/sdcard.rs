@@ -1,90 +1,136 @@
-//! `cargo xtask sdcard`: everything the FAT32 boot partition of a Pi 3 needs
-//! to boot this firmware, in one directory.
+//! `cargo xtask sdcard`: a card image a Pi 3 boots this firmware from
+//! (`target/sdcard/poolbed-sdcard.img`: MBR, one FAT32 partition, written
+//! without root by `card_image`) and the same files in `target/sdcard/boot/`
+//! for copying onto a card that already has a FAT partition. The Pi's boot
+//! files come from `boot_files` (given, installed, cached, or fetched with
+//! apt-get download).
 
 use crate::firmware::{self, BuildOptions};
 use anyhow::{Context, Result};
 use protocol::{Command, ALL_COMMANDS, COMMAND_ADDR};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-/// The Pi's own boot firmware: Debian's `raspi-firmware` package (component
-/// non-free-firmware) installs these here.
-const RASPI_FIRMWARE: &str = "/usr/lib/raspi-firmware";
-const BOOT_FILES: [&str; 3] = ["bootcode.bin", "start.elf", "fixup.dat"];
+/// The image's file name inside the output directory.
+pub const IMAGE_NAME: &str = "poolbed-sdcard.img";
 
 #[derive(clap::Args)]
 pub struct SdcardArgs {
     #[command(flatten)]
     pub build: BuildOptions,
-    /// Directory to fill; copy its contents to the card's boot partition
-    /// (default target/sdcard).
+    /// Output directory: the image and boot/ go here (default target/sdcard).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Where bootcode.bin, start.elf and fixup.dat are.
-    #[arg(long, value_name = "DIR", default_value = RASPI_FIRMWARE)]
-    pub boot_firmware: PathBuf,
-    /// The firmware mode (default replay; e.g. bringup, boot-checks), placed
-    /// by config.txt the way QEMU's loader places it.
+    /// Where bootcode.bin, start.elf and fixup.dat are (default: Debian's
+    /// raspi-firmware if installed, else fetched with apt-get download and
+    /// cached under target/).
+    #[arg(long, value_name = "DIR")]
+    pub boot_firmware: Option<PathBuf>,
+    /// The firmware mode (default runner: take traces from `cargo xtask run
+    /// --board`; e.g. replay, bringup, boot-checks), placed by config.txt the
+    /// way QEMU's loader places it.
     #[arg(long, value_name = "NAME")]
     pub mode: Option<String>,
+}
+
+/// What [`build_card`] wrote.
+pub struct Card {
+    pub image: PathBuf,
+    pub boot_dir: PathBuf,
+    /// (name, bytes) of every file on the card.
+    pub files: Vec<(String, Vec<u8>)>,
+    pub elf: PathBuf,
+    pub boot_files: String,
+    /// Writing the image and boot/ (the firmware build and the boot files'
+    /// lookup not included).
+    pub write_time: Duration,
+}
+
+/// Builds the firmware and writes the card image and boot/ into `out`.
+pub fn build_card(
+    build: &BuildOptions,
+    command: Command,
+    boot_firmware: Option<&Path>,
+    out: &Path,
+) -> Result<Card> {
+    let built = firmware::build(build)?;
+    let boot = crate::boot_files::locate(boot_firmware)?;
+    let kernel = std::fs::read(&built.image)
+        .with_context(|| format!("reading {}", built.image.display()))?;
+    let config = format!("{}{}", config_txt(), boot.config_comment());
+    let mut files: Vec<(String, Vec<u8>)> = boot
+        .card_files()
+        .into_iter()
+        .map(|(name, bytes)| (name.to_string(), bytes.to_vec()))
+        .collect();
+    files.push(("config.txt".into(), config.into_bytes()));
+    files.push(("kernel8.img".into(), kernel));
+    // Always written, replay included: the page at COMMAND_ADDR survives a
+    // warm reboot, so a card without the file could run the previous mode.
+    files.push(("command.bin".into(), command_bin(command).to_vec()));
+    let pairs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    let started = Instant::now();
+    let image = out.join(IMAGE_NAME);
+    crate::card_image::write_image(&image, &pairs)?;
+    let boot_dir = out.join("boot");
+    crate::card_image::write_boot_dir(&boot_dir, &pairs, &[])?;
+    Ok(Card {
+        image,
+        boot_dir,
+        files,
+        elf: built.elf,
+        boot_files: boot.describe(),
+        write_time: started.elapsed(),
+    })
 }
 
 /// `cargo xtask sdcard`.
 pub fn run(args: SdcardArgs) -> Result<ExitCode> {
     let command = match &args.mode {
-        None => Command::Replay,
+        None => Command::Runner,
         Some(name) => Command::from_name(name).with_context(|| {
             let names: Vec<_> = ALL_COMMANDS.iter().map(|c| c.name()).collect();
             format!("unknown mode `{name}`; modes: {}", names.join(", "))
         })?,
     };
-    let built = firmware::build(&args.build)?;
     let out = args
         .out
         .unwrap_or_else(|| firmware::target_dir().join("sdcard"));
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    std::fs::copy(&built.image, out.join("kernel8.img")).context("copying kernel8.img")?;
-
-    // Always written, replay included: the page at COMMAND_ADDR survives a
-    // warm reboot, so a card without the file could run the previous mode.
-    write_command(&out, command)?;
-    let config = config_txt();
-    std::fs::write(out.join("config.txt"), config).context("writing config.txt")?;
-
-    let mut missing = Vec::new();
-    for name in BOOT_FILES {
-        let from = args.boot_firmware.join(name);
-        if from.is_file() {
-            std::fs::copy(&from, out.join(name)).with_context(|| format!("copying {name}"))?;
-        } else {
-            missing.push(name);
-        }
-    }
-    println!("boot partition contents: {}", out.display());
+    let started = Instant::now();
+    let card = build_card(&args.build, command, args.boot_firmware.as_deref(), &out)?;
+    println!("boot files: {}", card.boot_files);
     println!(
-        "decode the Pi's UART with: cargo xtask listen /dev/ttyUSB0 --elf {}",
-        built.elf.display()
+        "card image: {} ({} MiB; written in {:.2} s, {:.1} s in all)",
+        card.image.display(),
+        std::fs::metadata(&card.image)?.len() >> 20,
+        card.write_time.as_secs_f64(),
+        started.elapsed().as_secs_f64()
     );
-    if missing.is_empty() {
-        return Ok(ExitCode::SUCCESS);
+    println!(
+        "the same files for an existing FAT partition: {}",
+        card.boot_dir.display()
+    );
+    println!(
+        "write it (replace sdX with the card; every byte on it is lost): sudo dd if={} of=/dev/sdX bs=4M conv=fsync",
+        card.image.display()
+    );
+    let elf = card.elf.display();
+    if command == Command::Runner {
+        println!("then: cargo xtask run --board /dev/ttyUSB0 --elf {elf} [--trace F]");
+    } else {
+        println!("then: cargo xtask listen /dev/ttyUSB0 --elf {elf}");
     }
-    eprintln!(
-        "missing from {}: {} — install Debian's raspi-firmware package (component non-free-firmware) \
-         or pass --boot-firmware DIR, then run this again",
-        args.boot_firmware.display(),
-        missing.join(", ")
-    );
-    Ok(ExitCode::FAILURE)
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The command word, as the firmware reads it at COMMAND_ADDR: the same eight
 /// bytes QEMU's loader writes.
 fn command_bin(command: Command) -> [u8; 8] {
     command.loader_data().to_le_bytes()
-}
-
-fn write_command(out: &std::path::Path, command: Command) -> Result<()> {
-    std::fs::write(out.join("command.bin"), command_bin(command)).context("writing command.bin")
 }
 
 /// `config.txt`: only what this firmware needs, each line with the reason

@@ -14,6 +14,10 @@
 //! first 4 KiB (ATAGs at 0x100); the firmware's stack lies above the image,
 //! so nothing else touches this page.
 //!
+//! The second word's low 16 bits are the command number, its high 16 bits
+//! an argument for the commands that take one (the runner's wait, in
+//! seconds); 0 means the command's default.
+//!
 //! New commands take the next free number; numbers are never reused.
 
 /// Physical address of the command words.
@@ -43,10 +47,19 @@ pub enum Command {
     /// The UART isolation test: one policy replayed with the UART as it is
     /// and again with the writer held to a Pi's 921600 baud.
     UartIsolation = 8,
+    /// The resident runner: announce over the UART, take compiled traces
+    /// pushed by the host (`cargo xtask run --board`), replay and report
+    /// each, and wait again; with no host within the wait (the argument, in
+    /// seconds, default [`RUNNER_DEFAULT_WAIT_SECS`]) replay the embedded
+    /// trace. What a card runs by default.
+    Runner = 9,
 }
 
+/// The runner's wait for a host before it replays the embedded trace.
+pub const RUNNER_DEFAULT_WAIT_SECS: u16 = 30;
+
 /// Every command, in number order.
-pub const ALL_COMMANDS: [Command; 8] = [
+pub const ALL_COMMANDS: [Command; 9] = [
     Command::Replay,
     Command::BootChecks,
     Command::Panic,
@@ -55,6 +68,7 @@ pub const ALL_COMMANDS: [Command; 8] = [
     Command::FaultTests,
     Command::Bringup,
     Command::UartIsolation,
+    Command::Runner,
 ];
 
 impl Command {
@@ -79,6 +93,7 @@ impl Command {
             Command::FaultTests => "fault-tests",
             Command::Bringup => "bringup",
             Command::UartIsolation => "uart-isolation",
+            Command::Runner => "runner",
         }
     }
 
@@ -92,8 +107,20 @@ impl Command {
     /// Its eight little-endian bytes are also the `command.bin` a Pi's
     /// `config.txt` loads.
     pub const fn loader_data(self) -> u64 {
-        ((self.number() as u64) << 32) | COMMAND_MAGIC as u64
+        self.loader_data_with(0)
     }
+
+    /// [`loader_data`](Self::loader_data) with an argument in the high 16
+    /// bits of the command number.
+    pub const fn loader_data_with(self, argument: u16) -> u64 {
+        let number = self.number() | ((argument as u32) << 16);
+        ((number as u64) << 32) | COMMAND_MAGIC as u64
+    }
+}
+
+/// The argument in a command number (its high 16 bits).
+pub const fn argument(number: u32) -> u16 {
+    (number >> 16) as u16
 }
 
 /// What the two words at [`COMMAND_ADDR`] say.
@@ -113,7 +140,8 @@ impl CommandWord {
         if magic != COMMAND_MAGIC {
             return CommandWord::Absent;
         }
-        Command::from_number(number).map_or(CommandWord::Unknown(number), CommandWord::Known)
+        Command::from_number(number & 0xffff)
+            .map_or(CommandWord::Unknown(number), CommandWord::Known)
     }
 }
 
@@ -136,6 +164,18 @@ mod tests {
             CommandWord::Unknown(999)
         );
         assert_eq!(COMMAND_MAGIC, 0x4d43_4250);
+    }
+
+    #[test]
+    fn arguments_ride_in_the_high_half() {
+        let data = Command::Runner.loader_data_with(5);
+        let number = (data >> 32) as u32;
+        assert_eq!(
+            CommandWord::decode(data as u32, number),
+            CommandWord::Known(Command::Runner)
+        );
+        assert_eq!(argument(number), 5);
+        assert_eq!(argument(Command::Runner.number()), 0);
     }
 
     #[test]

@@ -1,15 +1,17 @@
 //! The host-target protocol outside the record stream: what the host asks
 //! one boot of the firmware to do ([`command`]), how the firmware says how
 //! the boot ended ([`exit_code`]), and the names of the checks the target
-//! tests look for ([`check`]). The firmware and `xtask` both depend on this
+//! tests look for ([`check`]), and the framing of a trace pushed to the
+//! runner ([`transfer`]). The firmware and `xtask` both depend on this
 //! crate, so the two sides cannot disagree on a number or a name.
 //!
-//! `no_std` and free of dependencies: the firmware links it as it is.
+//! `no_std`, its one dependency the `crc` crate: the firmware links it as it is.
 #![no_std]
 
 pub mod check;
 pub mod command;
 pub mod exit_code;
+pub mod transfer;
 
 pub use command::{Command, CommandWord, ALL_COMMANDS, COMMAND_ADDR, COMMAND_MAGIC};
 

@@ -61,6 +61,9 @@ pub struct Collector {
     /// The bring-up check's measurements, if the stream had any.
     pub bringup: Option<Bringup>,
     pub exit_code: Option<u32>,
+    /// Marked by the host when the stream was cut off before `Finished`
+    /// (`listen` seeing a new boot banner); the report says so.
+    pub incomplete: bool,
 }
 
 impl Collector {
@@ -132,6 +135,12 @@ impl Collector {
             } => self.checks.push((name, passed, detail)),
             Record::Bringup(item) => self.bringup.get_or_insert_with(Bringup::default).push(item),
             Record::Finished { exit_code } => self.exit_code = Some(exit_code),
+            // The transfer's conversation, not part of any report.
+            Record::Ready { .. }
+            | Record::Ack { .. }
+            | Record::Nak { .. }
+            | Record::Accepted { .. }
+            | Record::Refused { .. } => {}
         }
         Ok(())
     }
@@ -158,6 +167,7 @@ impl Collector {
             platform: self.platform.clone(),
             trace: self.trace.clone().ok_or(CollectError::NoTrace)?,
             runs: self.runs.iter().filter_map(|r| r.result.clone()).collect(),
+            incomplete: self.incomplete,
         })
     }
 }

@@ -31,8 +31,9 @@ pub use platform::{MemRange, Platform, PlatformField, PlatformKey, UNAVAILABLE};
 
 /// Version of the wire protocol; the host refuses a stream of another version.
 /// 2: clocks and throttling in the platform block, run conditions in every
-/// result, bring-up records.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// result, bring-up records. 3: the runner's transfer records (Ready, Ack,
+/// Nak, Accepted, Refused).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Where the numbers of a report came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,8 +244,33 @@ pub enum Record {
         passed: bool,
         detail: String,
     },
-    /// The stream ends; the firmware exits with `exit_code` next.
+    /// The stream ends; the firmware exits with `exit_code` next. The
+    /// runner sends one after each trace's report and then waits again.
     Finished { exit_code: u32 },
+    /// The runner can take a trace (repeated while it waits): the largest
+    /// it can hold, its pool region, how many frames the host may send
+    /// ahead of an acknowledgement, and how long it waits before it replays
+    /// the embedded trace instead.
+    Ready {
+        max_trace_bytes: u64,
+        pool_bytes: u64,
+        window: u16,
+        wait_ms: u32,
+    },
+    /// Every frame before `next` has been received whole.
+    Ack { next: u32 },
+    /// A frame was damaged or out of order; the runner wants `expected`
+    /// next (the host resends from there).
+    Nak { expected: u32, reason: String },
+    /// The whole trace arrived and its header and checksum are good: its
+    /// report follows.
+    Accepted {
+        bytes: u64,
+        events: u64,
+        pool_bytes: u64,
+    },
+    /// The transfer or the trace is refused, and why; the runner waits again.
+    Refused { reason: String },
 }
 
 impl Record {
@@ -267,4 +293,8 @@ pub struct Report {
     pub platform: Option<Platform>,
     pub trace: TraceInfo,
     pub runs: Vec<RunResult>,
+    /// The stream ended before the firmware said it had finished (a board
+    /// reset mid-stream, a cut cable): the runs are those that ended.
+    #[serde(default)]
+    pub incomplete: bool,
 }

@@ -105,6 +105,13 @@ fn platform_block(h: &mut String, report: &Report, collector: Option<&Collector>
         "<p class=\"source {class}\">{}</p>",
         escape(source_description(report.source))
     );
+    if report.incomplete {
+        let _ = writeln!(
+            h,
+            "<p class=\"source incomplete\"><strong>Incomplete:</strong> {}</p>",
+            escape(crate::metrics::INCOMPLETE_TEXT)
+        );
+    }
     let mut rows: Vec<(&str, String)> = run_context(report);
     if let Some(p) = &report.platform {
         rows.extend(p.fields().into_iter().map(|f| (f.label(), f.value)));

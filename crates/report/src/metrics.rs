@@ -351,10 +351,16 @@ pub fn run_context(report: &Report) -> Vec<(&'static str, String)> {
     rows
 }
 
-/// The header lines the terminal prints above the numbers: source, board,
-/// timer, trace and pool.
+/// What an incomplete report is, for the table and the page.
+pub const INCOMPLETE_TEXT: &str = "the stream ended before the firmware finished (a board reset or a new boot cut it off); only the runs that ended are shown";
+
+/// The header lines the terminal prints above the numbers: source, an
+/// incomplete stream, board, timer, trace and pool.
 pub fn context_lines(report: &Report) -> Vec<String> {
     let mut lines = vec![format!("source: {}", source_description(report.source))];
+    if report.incomplete {
+        lines.push(format!("INCOMPLETE: {INCOMPLETE_TEXT}"));
+    }
     if let Some(p) = &report.platform {
         lines.push(format!("board: {}", board_summary(p)));
     } else if let Some(missing) = missing_platform(report) {

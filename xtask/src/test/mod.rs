@@ -15,6 +15,7 @@ use protocol::exit_code;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
+mod board;
 mod silicon;
 use silicon::{check_bringup, check_conditions, check_uart_isolation};
 
@@ -163,6 +164,32 @@ pub fn run(args: TestArgs) -> Result<ExitCode> {
             Err(why) => {
                 failed += 1;
                 println!("target test {} ... FAILED: {why}", test.name);
+            }
+        }
+    }
+    // The board path: the runner on a pty, as a Pi on a serial line.
+    type BoardTest = fn(&firmware::Built, Duration) -> Result<String>;
+    let board_tests: [(&str, BoardTest); 3] = [
+        ("sdcard-image", board::sdcard_image),
+        ("runner-push", board::runner_push),
+        ("listen-reset", board::listen_reset),
+    ];
+    for (name, test) in board_tests {
+        if !args.filter.as_deref().is_none_or(|f| name.contains(f)) {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        match test(&built, Duration::from_secs(args.timeout)) {
+            Ok(what) => {
+                passed += 1;
+                println!(
+                    "target test {name} ... ok ({what}; {:.1} s)",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Err(why) => {
+                failed += 1;
+                println!("target test {name} ... FAILED: {why:#}");
             }
         }
     }
