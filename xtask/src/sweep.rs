@@ -5,11 +5,9 @@
 use crate::size::{parse_pool_size, parse_size};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use pool::model::{LatencyModel, ModelMover};
-use pool::replay::{Clock, RecordSink, ReplayConfig};
-use pool::sweep::{run_point, Subject};
+use pool::model::LatencyModel;
+use pool::sweep::{run_point_with, Subject};
 use rayon::prelude::*;
-use records::{Record, Timer};
 use report::sweep::{Sweep, SweepPoint, FLUID};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,91 +54,30 @@ fn grid_sizes(range: &str, step: u64, alignment: u64) -> anyhow::Result<Vec<u64>
         .map_err(|e| anyhow::anyhow!("--pool-sizes {range} --step {step}: {e}"))
 }
 
-/// Records are not kept: a sweep wants each run's result only.
-struct Discard;
-
-impl RecordSink for Discard {
-    fn record(&mut self, _: &Record) {}
-}
-
-/// A sweep times nothing: the latency model runs on its own virtual clock.
-struct NoClock;
-
-impl Clock for NoClock {
-    fn now_ns(&mut self) -> u64 {
-        0
-    }
-    fn timer(&self) -> Timer {
-        Timer {
-            name: "none (a sweep times nothing)".into(),
-            hz: 1_000_000_000,
-        }
-    }
-}
-
-/// One grid point. Policies run through the same replay loop as `sim`, so
-/// their figures are those of a run in report.json; `fluid` is not a policy
-/// and runs through the pool crate's reference.
+/// One grid point, through the pool crate's record-free runner (the same
+/// pool core and policies as `sim`; a test holds the two to the same figures).
 fn point(
     events: &[Event],
     subject: Subject,
     pool_bytes: u64,
     args: &SweepArgs,
 ) -> anyhow::Result<SweepPoint> {
-    let policy = match subject {
-        Subject::Fluid => {
-            let r = run_point(events, subject, pool_bytes, args.alignment)
-                .map_err(|e| anyhow::anyhow!("fluid at {pool_bytes} bytes: {e}"))?;
-            return Ok(SweepPoint {
-                policy: FLUID.into(),
-                pool_bytes,
-                events: r.events,
-                rule1_failures: r.counters.rule1_failures,
-                page_outs: r.counters.page_outs,
-                bytes_moved: r.counters.bytes_moved(),
-                compaction_moves: r.counters.compaction_moves,
-                purges: r.counters.purges,
-                peak_overflow_bytes: r.peak_overflow_bytes,
-                mean_fragmentation: r.mean_fragmentation,
-                stall_ns: None,
-                waits: None,
-            });
-        }
-        Subject::Policy(p) => p,
-    };
-    let config = ReplayConfig {
-        pool_bytes,
-        alignment: args.alignment,
-        samples: 0,
-        snapshots: 0,
-        progress_updates: 0,
-        ..ReplayConfig::new(0, policy, events.len() as u64)
-    };
-    let mut mover = match args.latency {
-        Some(model) => ModelMover::with_latency(model),
-        None => ModelMover::instant(),
-    };
-    let r = pool::replay::replay(
-        &config,
-        events.iter().copied(),
-        &mut mover,
-        &mut Discard,
-        &mut NoClock,
-    )
-    .map_err(|e| anyhow::anyhow!("{policy} at {pool_bytes} bytes: {e}"))?;
+    let r = run_point_with(events, subject, pool_bytes, args.alignment, args.latency)
+        .map_err(|e| anyhow::anyhow!("{} at {pool_bytes} bytes: {e}", subject.name()))?;
+    let timed = args.latency.is_some() && subject != Subject::Fluid;
     Ok(SweepPoint {
-        policy: policy.as_str().into(),
+        policy: subject.name().into(),
         pool_bytes,
         events: r.events,
-        rule1_failures: r.rule1_failures,
-        page_outs: r.page_outs,
-        bytes_moved: r.bytes_moved,
-        compaction_moves: r.compaction_moves,
-        purges: r.purges,
+        rule1_failures: r.counters.rule1_failures,
+        page_outs: r.counters.page_outs,
+        bytes_moved: r.counters.bytes_moved(),
+        compaction_moves: r.counters.compaction_moves,
+        purges: r.counters.purges,
         peak_overflow_bytes: r.peak_overflow_bytes,
         mean_fragmentation: r.mean_fragmentation,
-        stall_ns: args.latency.map(|_| r.stall_ns),
-        waits: None,
+        stall_ns: timed.then_some(r.stall_ns),
+        compactions_delayed: timed.then_some(r.counters.compactions_delayed),
     })
 }
 
@@ -238,53 +175,99 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
 mod tests {
     use super::*;
 
-    /// A policy's point comes from the replay loop `sim` uses; the pool
-    /// crate's sweep runner is a second, record-free path to the same
-    /// figures. They must agree on a real trace at sizes where it pages.
+    /// Records are not kept: the test wants each run's result only.
+    struct Discard;
+
+    impl pool::replay::RecordSink for Discard {
+        fn record(&mut self, _: &records::Record) {}
+    }
+
+    struct NoClock;
+
+    impl pool::replay::Clock for NoClock {
+        fn now_ns(&mut self) -> u64 {
+            0
+        }
+        fn timer(&self) -> records::Timer {
+            records::Timer {
+                name: "none".into(),
+                hz: 1_000_000_000,
+            }
+        }
+    }
+
+    /// A sweep point comes from the pool crate's record-free runner; `sim`
+    /// runs the replay loop with its records and sink. On a real trace, at
+    /// sizes where it pages, with and without a latency model, they agree.
     #[test]
-    fn points_agree_with_the_pool_crates_sweep_runner() {
+    fn points_agree_with_the_replay_loop_of_sim() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let path = root.join("traces/kmscube-msaa4.log.gz");
         let compiled = trace::cache::load(&path, trace::Mode::Lenient, None).unwrap();
         let events: Vec<Event> = compiled.trace().unwrap().events().collect();
-        let args = SweepArgs {
-            trace: path,
-            pool_sizes: String::new(),
-            step: 1,
-            policy: "all".into(),
-            alignment: 4096,
-            latency: None,
-            out: None,
-            strict: false,
-        };
         let mut paged = 0;
-        for size in [16u64 << 20, 24 << 20, 32 << 20] {
-            for policy in records::Policy::ALL {
-                let ours = point(&events, Subject::Policy(policy), size, &args).unwrap();
-                let theirs = run_point(&events, Subject::Policy(policy), size, 4096).unwrap();
-                let c = theirs.counters;
-                assert_eq!(
-                    (
-                        ours.rule1_failures,
-                        ours.page_outs,
-                        ours.bytes_moved,
-                        ours.compaction_moves,
-                        ours.purges
-                    ),
-                    (
-                        c.rule1_failures,
-                        c.page_outs,
-                        c.bytes_moved(),
-                        c.compaction_moves,
-                        c.purges
-                    ),
-                    "{policy} at {size}"
-                );
-                assert_eq!(
-                    ours.peak_overflow_bytes, theirs.peak_overflow_bytes,
-                    "{policy} at {size}"
-                );
-                paged += ours.page_outs;
+        for latency in [
+            None,
+            Some(LatencyModel {
+                setup_ns: 20_000,
+                bytes_per_s: 50_000_000,
+            }),
+        ] {
+            let args = SweepArgs {
+                trace: path.clone(),
+                pool_sizes: String::new(),
+                step: 1,
+                policy: "all".into(),
+                alignment: 4096,
+                latency,
+                out: None,
+                strict: false,
+            };
+            for size in [16u64 << 20, 56 << 20] {
+                for policy in records::Policy::ALL {
+                    let ours = point(&events, Subject::Policy(policy), size, &args).unwrap();
+                    let config = pool::replay::ReplayConfig {
+                        pool_bytes: size,
+                        samples: 0,
+                        snapshots: 0,
+                        progress_updates: 0,
+                        ..pool::replay::ReplayConfig::new(0, policy, events.len() as u64)
+                    };
+                    let mut mover = match latency {
+                        Some(m) => pool::model::ModelMover::with_latency(m),
+                        None => pool::model::ModelMover::instant(),
+                    };
+                    let sim = pool::replay::replay(
+                        &config,
+                        events.iter().copied(),
+                        &mut mover,
+                        &mut Discard,
+                        &mut NoClock,
+                    )
+                    .unwrap();
+                    let what = format!("{policy} at {size}, latency {latency:?}");
+                    assert_eq!(
+                        (
+                            ours.rule1_failures,
+                            ours.page_outs,
+                            ours.bytes_moved,
+                            ours.compaction_moves
+                        ),
+                        (
+                            sim.rule1_failures,
+                            sim.page_outs,
+                            sim.bytes_moved,
+                            sim.compaction_moves
+                        ),
+                        "{what}"
+                    );
+                    assert_eq!(ours.purges, sim.purges, "{what}");
+                    assert_eq!(ours.peak_overflow_bytes, sim.peak_overflow_bytes, "{what}");
+                    if latency.is_some() {
+                        assert_eq!(ours.stall_ns, Some(sim.stall_ns), "{what}");
+                    }
+                    paged += ours.page_outs;
+                }
             }
         }
         assert!(

@@ -37,9 +37,9 @@ pub struct SweepPoint {
     /// With a latency model: virtual time the pool waited for moves in flight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall_ns: Option<u64>,
-    /// With a latency model: times the pool had to wait for a move in flight.
+    /// With a latency model: compaction moves that had to wait for a move in flight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub waits: Option<u64>,
+    pub compactions_delayed: Option<u64>,
 }
 
 /// A whole sweep, as `sweep.json` holds it.
@@ -178,11 +178,20 @@ pub fn render(sweep: &Sweep) -> String {
         sweep.mover
     );
     type Cell = fn(&SweepPoint) -> String;
-    let tables: [(&str, Cell); 3] = [
+    let mut tables: Vec<(&str, Cell)> = vec![
         ("Rule 1 failures", |p| units::count(p.rule1_failures)),
         ("page-outs", |p| units::count(p.page_outs)),
         ("bytes moved", |p| units::bytes(p.bytes_moved)),
     ];
+    // With a latency model, what moves in flight cost (fluid copies nothing).
+    if sweep.points.iter().any(|p| p.stall_ns.is_some()) {
+        tables.push(("compaction moves delayed by a move in flight", |p| {
+            p.compactions_delayed.map_or("–".into(), units::count)
+        }));
+        tables.push(("stall, waiting for moves in flight (virtual time)", |p| {
+            p.stall_ns.map_or("–".into(), units::duration_ns)
+        }));
+    }
     for (title, cell) in tables {
         out.push_str(&format!("\n{title}\n"));
         let mut rows: Vec<Vec<String>> = vec![std::iter::once("pool".to_string())
@@ -241,7 +250,7 @@ pub fn render(sweep: &Sweep) -> String {
 /// `sweep.csv`: one line per point, the columns of [`SweepPoint`].
 pub fn csv(sweep: &Sweep) -> String {
     let mut out = String::from(
-        "policy,pool_bytes,events,rule1_failures,page_outs,bytes_moved,compaction_moves,purges,peak_overflow_bytes,mean_fragmentation,stall_ns,waits\n",
+        "policy,pool_bytes,events,rule1_failures,page_outs,bytes_moved,compaction_moves,purges,peak_overflow_bytes,mean_fragmentation,stall_ns,compactions_delayed\n",
     );
     let opt = |v: Option<u64>| v.map_or(String::new(), |v| v.to_string());
     for p in &sweep.points {
@@ -258,7 +267,7 @@ pub fn csv(sweep: &Sweep) -> String {
             p.peak_overflow_bytes,
             p.mean_fragmentation,
             opt(p.stall_ns),
-            opt(p.waits)
+            opt(p.compactions_delayed)
         ));
     }
     out
@@ -560,7 +569,7 @@ mod tests {
             peak_overflow_bytes: 0,
             mean_fragmentation: 0.1,
             stall_ns: None,
-            waits: None,
+            compactions_delayed: None,
         }
     }
 

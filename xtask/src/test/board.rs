@@ -194,9 +194,12 @@ fn simulate(path: &str, pool: u64) -> Result<Report> {
         json: None,
         out: None,
         strict: false,
+        no_cache: false,
+        timings: false,
     };
     let mut progress = report::live::Progress::plain(Box::new(std::io::sink()));
-    let collector = crate::sim::simulate(&args, &mut progress)?;
+    let mut timings = crate::sim::Timings::default();
+    let collector = crate::sim::simulate(&args, &mut progress, &mut timings)?;
     collector.report().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
