@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pool::model::LatencyModel;
 use pool::sweep::{run_point_with, Subject};
 use rayon::prelude::*;
-use report::sweep::{Sweep, SweepPoint, FLUID};
+use report::sweep::{Sweep, SweepPoint};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
