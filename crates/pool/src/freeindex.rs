@@ -256,16 +256,18 @@ impl FreeIndex {
     /// Sets leaf `at` to `len` and restores the max on the path to the root,
     /// stopping as soon as a node's value does not change.
     fn set_start(&mut self, at: u32, len: u32) {
+        let tree = &mut self.starts[..];
         let mut node = (self.leaves + at) as usize;
-        self.starts[node] = len;
+        tree[node] = len;
+        // `value` is always `tree[node]`: each level loads only the sibling.
+        let mut value = len;
         while node > 1 {
-            let parent = node / 2;
-            let value = self.starts[2 * parent].max(self.starts[2 * parent + 1]);
-            if self.starts[parent] == value {
+            value = value.max(tree[node ^ 1]);
+            node /= 2;
+            if tree[node] == value {
                 break;
             }
-            self.starts[parent] = value;
-            node = parent;
+            tree[node] = value;
         }
     }
 
