@@ -3,40 +3,36 @@
 //! Everything here counts in *units* (one unit = the pool alignment), so every
 //! offset it hands out is aligned by construction.
 //!
-//! Three views of the same free set are kept in step, each answering one
-//! question in O(log n):
-//! - a segment tree over units with (free prefix, free suffix, longest free
-//!   run) per node: the lowest-offset hole that fits (first-fit) and the
-//!   largest hole (the root) — O(log U) with U the number of units, whatever
-//!   the number of buffers;
-//! - `holes`: maximal holes by offset, for coalescing, neighbour queries and
-//!   the hole count;
+//! Three views of the same free set are kept in step:
+//! - `starts`: a max segment tree over units whose leaf `u` holds the length of
+//!   the maximal hole starting at `u` (0 if none starts there). Its root is the
+//!   largest hole; the leftmost leaf >= `len` is first-fit; the nearest nonzero
+//!   leaf left of a unit is the hole around it. Every change is a point update
+//!   (a hole appears or goes), so each costs one bottom-up pass of O(log U)
+//!   over plain `u32`s, U being the number of units, whatever the number of
+//!   buffers — no range assignment, no lazy state;
+//! - `ends`: for each unit `u`, 1 + the start of the hole whose last unit is
+//!   `u` (0 if none ends there), so the left neighbour of a released range is
+//!   found in O(1);
 //! - `by_size`: holes by (size, offset), for best-fit.
-//!
-//! The segment tree needs no lazy tags: a node whose range is uniformly free
-//! or uniformly used may have stale children, and every descent first pushes
-//! the uniform state down (idempotent when the children are already right).
 
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeSet;
 use alloc::vec;
 use alloc::vec::Vec;
-
-#[derive(Clone, Copy, Default, Debug)]
-struct Node {
-    pref: u32,
-    suf: u32,
-    best: u32,
-}
 
 /// Free units of the pool, indexed for first-fit and best-fit placement.
 #[derive(Clone, Debug)]
 pub struct FreeIndex {
     units: u32,
-    /// Leaves in the tree (power of two >= units); leaves past `units` stay used.
+    /// Leaves in the tree (power of two >= units); leaves past `units` stay 0.
     leaves: u32,
-    tree: Vec<Node>,
-    holes: BTreeMap<u32, u32>,
+    /// `starts[leaves + u]`: length of the hole starting at `u`; inner nodes:
+    /// the max of their children (index 0 unused).
+    starts: Vec<u32>,
+    /// `ends[u]`: 1 + start of the hole whose last unit is `u`, or 0.
+    ends: Vec<u32>,
     by_size: BTreeSet<(u32, u32)>,
+    hole_count: usize,
     free_units: u32,
 }
 
@@ -47,15 +43,14 @@ impl FreeIndex {
         let mut index = FreeIndex {
             units,
             leaves,
-            tree: vec![Node::default(); 2 * leaves as usize],
-            holes: BTreeMap::new(),
+            starts: vec![0; 2 * leaves as usize],
+            ends: vec![0; units as usize],
             by_size: BTreeSet::new(),
+            hole_count: 0,
             free_units: 0,
         };
         if units > 0 {
-            index.assign(0, units, true);
-            index.holes.insert(0, units);
-            index.by_size.insert((units, 0));
+            index.insert_hole(0, units);
             index.free_units = units;
         }
         index
@@ -71,58 +66,60 @@ impl FreeIndex {
 
     /// Length of the largest hole, O(1).
     pub fn largest(&self) -> u32 {
-        self.tree[1].best
+        self.starts[1]
     }
 
     /// Number of maximal holes, O(1).
     pub fn hole_count(&self) -> usize {
-        self.holes.len()
+        self.hole_count
     }
 
     /// Maximal holes in address order: (offset, length).
     pub fn holes(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        self.holes.iter().map(|(&o, &l)| (o, l))
+        let mut next = self.first_start_from(0);
+        core::iter::from_fn(move || {
+            let o = next?;
+            let l = self.start_len(o);
+            next = self.first_start_from(o + l);
+            Some((o, l))
+        })
     }
 
     /// The hole that ends exactly at `at`, if any.
     pub fn hole_ending_at(&self, at: u32) -> Option<(u32, u32)> {
-        self.holes
-            .range(..at)
-            .next_back()
-            .map(|(&o, &l)| (o, l))
-            .filter(|&(o, l)| o + l == at)
+        if at == 0 || at > self.units {
+            return None;
+        }
+        match self.ends[at as usize - 1] {
+            0 => None,
+            s => Some((s - 1, at - (s - 1))),
+        }
     }
 
     /// The hole that starts exactly at `at`, if any.
     pub fn hole_starting_at(&self, at: u32) -> Option<u32> {
-        self.holes.get(&at).copied()
-    }
-
-    /// Lowest offset at which `len` free units start, O(log U).
-    pub fn first_fit(&self, len: u32) -> Option<u32> {
-        if len == 0 || self.tree[1].best < len {
+        if at >= self.units {
             return None;
         }
-        // Descend without mutating: a uniform node's children may be stale, so
-        // a uniformly free node answers for its whole range directly.
-        let (mut node, mut lo, mut size) = (1usize, 0u32, self.leaves);
-        loop {
-            let n = self.tree[node];
-            if n.best == size {
-                return Some(lo);
-            }
-            let half = size / 2;
-            let (l, r) = (self.tree[2 * node], self.tree[2 * node + 1]);
-            if l.best >= len {
-                node *= 2;
-            } else if l.suf + r.pref >= len {
-                return Some(lo + half - l.suf);
-            } else {
-                node = 2 * node + 1;
-                lo += half;
-            }
-            size = half;
+        Some(self.start_len(at)).filter(|&l| l > 0)
+    }
+
+    /// Lowest offset at which `len` free units start, O(log U): the start of
+    /// the lowest hole of at least `len` (holes are maximal).
+    pub fn first_fit(&self, len: u32) -> Option<u32> {
+        if len == 0 || self.starts[1] < len {
+            return None;
         }
+        let mut node = 1usize;
+        let leaves = self.leaves as usize;
+        while node < leaves {
+            node *= 2;
+            // The left child holds no hole of `len`: the answer is right.
+            if self.starts[node] < len {
+                node += 1;
+            }
+        }
+        Some((node - leaves) as u32)
     }
 
     /// Offset of the smallest hole that fits `len` (lowest offset among
@@ -136,19 +133,15 @@ impl FreeIndex {
 
     /// Whether [at, at+len) is entirely free.
     pub fn is_free(&self, at: u32, len: u32) -> bool {
-        match self.holes.range(..=at).next_back() {
-            Some((&o, &l)) => at + len <= o + l,
+        match self.hole_around(at) {
+            Some((o, l)) => at + len <= o + l,
             None => false,
         }
     }
 
     /// Marks [at, at+len) used; it must lie inside one hole.
     pub fn allocate(&mut self, at: u32, len: u32) {
-        let (&o, &l) = self
-            .holes
-            .range(..=at)
-            .next_back()
-            .expect("allocate outside any hole");
+        let (o, l) = self.hole_around(at).expect("allocate outside any hole");
         assert!(at + len <= o + l, "allocate across a hole's end");
         self.remove_hole(o, l);
         if at > o {
@@ -158,7 +151,6 @@ impl FreeIndex {
             self.insert_hole(at + len, o + l - at - len);
         }
         self.free_units -= len;
-        self.assign(at, at + len, false);
     }
 
     /// Marks [at, at+len) free, coalescing with the holes on either side.
@@ -174,60 +166,123 @@ impl FreeIndex {
         }
         self.insert_hole(start, end - start);
         self.free_units += len;
-        self.assign(at, at + len, true);
+    }
+
+    fn start_len(&self, at: u32) -> u32 {
+        self.starts[(self.leaves + at) as usize]
+    }
+
+    /// The hole containing unit `at` (the nearest hole starting at or before
+    /// it), if `at` is free; otherwise the nearest hole before it, or None.
+    fn hole_around(&self, at: u32) -> Option<(u32, u32)> {
+        if at >= self.units {
+            // Past the end: the last hole, if any, by the same walk from the top.
+            return self
+                .last_start_before(self.units)
+                .map(|o| (o, self.start_len(o)));
+        }
+        let l = self.start_len(at);
+        if l > 0 {
+            return Some((at, l));
+        }
+        self.last_start_before(at).map(|o| (o, self.start_len(o)))
+    }
+
+    /// The highest hole start below `at` (`at <= units`), O(log U).
+    fn last_start_before(&self, at: u32) -> Option<u32> {
+        let leaves = self.leaves as usize;
+        let mut node = if (at as usize) < leaves {
+            leaves + at as usize
+        } else {
+            // Every leaf is below `at`: search the whole tree (as the right
+            // sibling of a virtual root).
+            if self.starts[1] == 0 {
+                return None;
+            }
+            return Some(self.rightmost_nonzero(1));
+        };
+        // Leaves below `at` are the left siblings of the right children on the
+        // path up from leaf `at`, nearest first.
+        while node > 1 {
+            if node & 1 == 1 && self.starts[node - 1] != 0 {
+                return Some(self.rightmost_nonzero(node - 1));
+            }
+            node /= 2;
+        }
+        None
+    }
+
+    /// The lowest hole start at or above `at`, O(log U).
+    fn first_start_from(&self, at: u32) -> Option<u32> {
+        if at >= self.units {
+            return None;
+        }
+        let leaves = self.leaves as usize;
+        let mut node = leaves + at as usize;
+        if self.starts[node] != 0 {
+            return Some(at);
+        }
+        while node > 1 {
+            if node & 1 == 0 && self.starts[node + 1] != 0 {
+                return Some(self.leftmost_nonzero(node + 1));
+            }
+            node /= 2;
+        }
+        None
+    }
+
+    fn rightmost_nonzero(&self, mut node: usize) -> u32 {
+        let leaves = self.leaves as usize;
+        while node < leaves {
+            node = 2 * node + 1;
+            if self.starts[node] == 0 {
+                node -= 1;
+            }
+        }
+        (node - leaves) as u32
+    }
+
+    fn leftmost_nonzero(&self, mut node: usize) -> u32 {
+        let leaves = self.leaves as usize;
+        while node < leaves {
+            node *= 2;
+            if self.starts[node] == 0 {
+                node += 1;
+            }
+        }
+        (node - leaves) as u32
+    }
+
+    /// Sets leaf `at` to `len` and restores the max on the path to the root,
+    /// stopping as soon as a node's value does not change.
+    fn set_start(&mut self, at: u32, len: u32) {
+        let tree = &mut self.starts[..];
+        let mut node = (self.leaves + at) as usize;
+        tree[node] = len;
+        // `value` is always `tree[node]`: each level loads only the sibling.
+        let mut value = len;
+        while node > 1 {
+            value = value.max(tree[node ^ 1]);
+            node /= 2;
+            if tree[node] == value {
+                break;
+            }
+            tree[node] = value;
+        }
     }
 
     fn insert_hole(&mut self, o: u32, l: u32) {
-        self.holes.insert(o, l);
+        self.set_start(o, l);
+        self.ends[(o + l - 1) as usize] = o + 1;
         self.by_size.insert((l, o));
+        self.hole_count += 1;
     }
 
     fn remove_hole(&mut self, o: u32, l: u32) {
-        self.holes.remove(&o);
+        self.set_start(o, 0);
+        self.ends[(o + l - 1) as usize] = 0;
         self.by_size.remove(&(l, o));
-    }
-
-    fn assign(&mut self, a: u32, b: u32, free: bool) {
-        self.assign_rec(1, 0, self.leaves, a, b, free);
-    }
-
-    fn uniform(size: u32, free: bool) -> Node {
-        let v = if free { size } else { 0 };
-        Node {
-            pref: v,
-            suf: v,
-            best: v,
-        }
-    }
-
-    fn assign_rec(&mut self, node: usize, lo: u32, size: u32, a: u32, b: u32, free: bool) {
-        if b <= lo || lo + size <= a {
-            return;
-        }
-        if a <= lo && lo + size <= b {
-            self.tree[node] = Self::uniform(size, free);
-            return;
-        }
-        let half = size / 2;
-        let n = self.tree[node];
-        // Push a uniform state down before touching part of the range.
-        if n.best == size || (n.best == 0 && n.pref == 0) {
-            let child = Self::uniform(half, n.best == size);
-            self.tree[2 * node] = child;
-            self.tree[2 * node + 1] = child;
-        }
-        self.assign_rec(2 * node, lo, half, a, b, free);
-        self.assign_rec(2 * node + 1, lo + half, half, a, b, free);
-        let (l, r) = (self.tree[2 * node], self.tree[2 * node + 1]);
-        self.tree[node] = Node {
-            pref: if l.pref == half {
-                half + r.pref
-            } else {
-                l.pref
-            },
-            suf: if r.suf == half { half + l.suf } else { r.suf },
-            best: l.best.max(r.best).max(l.suf + r.pref),
-        };
+        self.hole_count -= 1;
     }
 
     /// Cross-checks the three views against each other and against `used`
@@ -258,6 +313,22 @@ impl FreeIndex {
         {
             return Err("size index disagrees with the hole map".into());
         }
+        if self.hole_count != holes.len() {
+            return Err(format!(
+                "hole count {} but {} holes",
+                self.hole_count,
+                holes.len()
+            ));
+        }
+        // `ends` marks exactly the last unit of every hole, with its start.
+        let marked = self.ends.iter().filter(|&&e| e != 0).count();
+        if marked != holes.len()
+            || holes
+                .iter()
+                .any(|&(o, l)| self.ends[(o + l - 1) as usize] != o + 1)
+        {
+            return Err("hole-end index disagrees with the hole map".into());
+        }
         let free: u32 = holes.iter().map(|h| h.1).sum();
         if free != self.free_units {
             return Err(format!(
@@ -283,5 +354,119 @@ impl FreeIndex {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FreeIndex;
+    use alloc::vec;
+    use alloc::vec::Vec;
+    use proptest::prelude::*;
+
+    /// The free set as one flag per unit, answering every query by scanning.
+    struct Naive(Vec<bool>);
+
+    impl Naive {
+        fn holes(&self) -> Vec<(u32, u32)> {
+            let mut out = Vec::new();
+            let mut u = 0;
+            while u < self.0.len() {
+                if self.0[u] {
+                    let s = u;
+                    while u < self.0.len() && self.0[u] {
+                        u += 1;
+                    }
+                    out.push((s as u32, (u - s) as u32));
+                } else {
+                    u += 1;
+                }
+            }
+            out
+        }
+        fn used(&self) -> Vec<(u32, u32)> {
+            let mut out = Vec::new();
+            let mut cursor = 0;
+            for (o, l) in self.holes() {
+                if o > cursor {
+                    out.push((cursor, o - cursor));
+                }
+                cursor = o + l;
+            }
+            if (cursor as usize) < self.0.len() {
+                out.push((cursor, self.0.len() as u32 - cursor));
+            }
+            out
+        }
+    }
+
+    proptest! {
+        /// Random allocations (inside holes, anywhere in them) and releases
+        /// (of used runs) keep every answer equal to the naive scan's.
+        #[test]
+        fn matches_a_scan_of_the_units(
+            units in 1u32..300,
+            steps in proptest::collection::vec((any::<bool>(), any::<u32>(), any::<u32>(), 1u32..40), 1..120),
+        ) {
+            let mut index = FreeIndex::new(units);
+            let mut naive = Naive(vec![true; units as usize]);
+            for (alloc, pick, offset, len) in steps {
+                if alloc {
+                    let holes = naive.holes();
+                    if holes.is_empty() { continue; }
+                    let (o, l) = holes[pick as usize % holes.len()];
+                    let at = o + offset % l;
+                    let len = len.min(o + l - at);
+                    prop_assert!(index.is_free(at, len));
+                    index.allocate(at, len);
+                    for u in at..at + len { naive.0[u as usize] = false; }
+                } else {
+                    let used = naive.used();
+                    if used.is_empty() { continue; }
+                    let (o, l) = used[pick as usize % used.len()];
+                    let at = o + offset % l;
+                    let len = len.min(o + l - at);
+                    prop_assert!(!index.is_free(at, 1));
+                    index.release(at, len);
+                    for u in at..at + len { naive.0[u as usize] = true; }
+                }
+                let holes = naive.holes();
+                prop_assert_eq!(index.check(&naive.used()), Ok(()));
+                prop_assert_eq!(index.holes().collect::<Vec<_>>(), holes.clone());
+                prop_assert_eq!(index.largest(), holes.iter().map(|h| h.1).max().unwrap_or(0));
+                for len in 1..=units.min(64) {
+                    let first = holes.iter().find(|h| h.1 >= len).map(|h| h.0);
+                    prop_assert_eq!(index.first_fit(len), first);
+                    let best = holes.iter().filter(|h| h.1 >= len).min_by_key(|h| (h.1, h.0)).map(|h| h.0);
+                    prop_assert_eq!(index.best_fit(len), best);
+                }
+                for at in 0..=units {
+                    let ending = holes.iter().find(|h| h.0 + h.1 == at).copied();
+                    prop_assert_eq!(index.hole_ending_at(at), ending);
+                    let starting = holes.iter().find(|h| h.0 == at).map(|h| h.1);
+                    prop_assert_eq!(index.hole_starting_at(at), starting);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn empty_and_full_pools() {
+        let empty = FreeIndex::new(0);
+        assert_eq!(
+            (empty.largest(), empty.hole_count(), empty.first_fit(1)),
+            (0, 0, None)
+        );
+        assert_eq!(empty.hole_ending_at(0), None);
+        let mut full = FreeIndex::new(8);
+        full.allocate(0, 8);
+        assert_eq!(
+            (full.largest(), full.hole_count(), full.first_fit(1)),
+            (0, 0, None)
+        );
+        assert!(!full.is_free(3, 1));
+        full.release(2, 3);
+        assert_eq!(full.holes().collect::<Vec<_>>(), vec![(2, 3)]);
+        assert_eq!(full.hole_ending_at(5), Some((2, 3)));
     }
 }
