@@ -119,7 +119,12 @@ pub fn trace_bin(options: &BuildOptions) -> Result<PathBuf> {
     };
     let (bytes, warnings) = trace::compile_file(&source, trace::Mode::Lenient, None)
         .map_err(|e| anyhow::anyhow!("compiling the trace {}: {e}", source.display()))?;
-    let _ = warnings; // `cargo xtask trace` reports them in detail.
+    if !warnings.is_empty() {
+        eprintln!(
+            "{}",
+            crate::trace_cmd::problems_line(&source, &warnings.summary())
+        );
+    }
     let path = dir.join("trace.bin");
     // Rewritten only when it changes, so cargo does not rebuild the firmware needlessly.
     if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {

@@ -128,11 +128,9 @@ pub fn simulate(
         eprintln!("warning: trace cache: {why}");
     }
     if compiled.warning_count > 0 {
-        eprint!("{}", compiled.warnings);
         eprintln!(
-            "({} problems in {}; --strict makes them errors)",
-            compiled.warning_count,
-            args.trace.display()
+            "{}",
+            crate::trace_cmd::problems_line(&args.trace, &compiled.warnings)
         );
     }
     let trace = compiled

@@ -103,10 +103,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("reading {}", args.trace.display()))?;
     if compiled.warning_count > 0 {
         eprintln!(
-            "{}: {} problems (lenient: skipped or applied; `cargo xtask trace check {}` lists them)",
-            args.trace.display(),
-            compiled.warning_count,
-            args.trace.display()
+            "{}",
+            crate::trace_cmd::problems_line(&args.trace, &compiled.warnings)
         );
     }
     let trace = compiled

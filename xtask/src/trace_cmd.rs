@@ -72,6 +72,16 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The line every verb that reads a trace prints about its problems: the
+/// count of each kind with its first line, and where to see them all.
+pub(crate) fn problems_line(file: &Path, summary: &str) -> String {
+    format!(
+        "{}: {summary} (lenient: each skipped or applied; `cargo xtask trace check {}` lists them all)",
+        file.display(),
+        file.display()
+    )
+}
+
 fn print_warnings(file: &Path, warnings: &Warnings) {
     if !warnings.is_empty() {
         eprint!(
@@ -91,6 +101,9 @@ fn check(file: &Path, mode: Mode) -> anyhow::Result<ExitCode> {
         }
     };
     print_warnings(file, &warnings);
+    if !warnings.is_empty() {
+        eprintln!("{}: {}", file.display(), warnings.summary());
+    }
     println!(
         "{}: ok ({} events, {} buffers, {} warning(s), {} mode)",
         file.display(),

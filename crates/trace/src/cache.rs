@@ -21,7 +21,7 @@ use std::time::UNIX_EPOCH;
 const MAGIC: [u8; 8] = *b"PBCACHE\0";
 /// Bumped whenever the parser could give other events or warnings for the
 /// same log, or the layout below changes.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// magic, version, size, mtime s, mtime ns, xxh3, mode, pad, warning count, warnings length.
 const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 4 + 8 + 1 + 3 + 8 + 8;
 
@@ -32,7 +32,7 @@ pub struct Compiled {
     bytes: Vec<u8>,
     /// Where it starts in `bytes` (after a cache entry's header).
     start: usize,
-    /// The parse's warnings as [`crate::Warnings`] prints them (empty: none).
+    /// The parse's problems in one line, [`crate::Warnings::summary`] (empty: none).
     pub warnings: String,
     /// How many problems the warnings count.
     pub warning_count: u64,
@@ -182,11 +182,7 @@ pub fn load(path: &Path, mode: Mode, cache_dir: Option<&Path>) -> Result<Compile
     let mut compiled = Compiled {
         bytes,
         start: 0,
-        warnings: if warnings.is_empty() {
-            String::new()
-        } else {
-            warnings.to_string()
-        },
+        warnings: warnings.summary(),
         warning_count: warnings.total(),
         from_cache: false,
         cache_error: None,

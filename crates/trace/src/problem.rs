@@ -210,12 +210,17 @@ pub const KEPT_WARNINGS: usize = 20;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Warnings {
     counts: [u64; ProblemKind::ALL.len()],
+    /// The line of each kind's first problem (0: none seen).
+    first_lines: [u64; ProblemKind::ALL.len()],
     first: Vec<Problem>,
 }
 
 impl Warnings {
     pub(crate) fn note(&mut self, line: u64, kind: ProblemKind, id: Option<u64>, raw: &[u8]) {
         self.counts[kind.index()] += 1;
+        if self.first_lines[kind.index()] == 0 {
+            self.first_lines[kind.index()] = line;
+        }
         if self.first.len() < KEPT_WARNINGS {
             self.first.push(Problem::new(line, kind, id, raw));
         }
@@ -242,6 +247,33 @@ impl Warnings {
             .iter()
             .map(|&k| (k, self.count(k)))
             .filter(|&(_, n)| n > 0)
+    }
+
+    /// The line of the first problem of `kind`, if there was one.
+    pub fn first_line(&self, kind: ProblemKind) -> Option<u64> {
+        Some(self.first_lines[kind.index()]).filter(|&l| l > 0)
+    }
+
+    /// One line for every verb that reads a trace: the count of each kind
+    /// with the line of its first problem, e.g. "3 problems: 2
+    /// destroy_of_unknown_id (first at line 17), 1 unknown_command (first at line 40)".
+    /// Empty when there were none.
+    pub fn summary(&self) -> String {
+        use core::fmt::Write as _;
+        let mut out = String::new();
+        if self.is_empty() {
+            return out;
+        }
+        let total = self.total();
+        let _ = write!(out, "{total} problem{}:", if total == 1 { "" } else { "s" });
+        for (i, (kind, n)) in self.counts().enumerate() {
+            let sep = if i == 0 { " " } else { ", " };
+            let _ = write!(out, "{sep}{n} {}", kind.name());
+            if let Some(line) = self.first_line(kind) {
+                let _ = write!(out, " (first at line {line})");
+            }
+        }
+        out
     }
 
     /// The first [`KEPT_WARNINGS`] problems, in line order.
@@ -273,3 +305,32 @@ impl fmt::Display for Warnings {
 
 #[cfg(feature = "std")]
 impl std::error::Error for Problem {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_counts_each_kind_with_its_first_line_even_past_the_kept_ones() {
+        let mut w = Warnings::default();
+        assert_eq!(w.summary(), "");
+        let [a, b] = [ProblemKind::ALL[0], ProblemKind::ALL[1]];
+        for line in 1..=(KEPT_WARNINGS as u64 + 5) {
+            w.note(line * 10, a, None, b"x");
+        }
+        // Past the kept warnings: its line is known all the same.
+        w.note(9_999, b, None, b"y");
+        assert_eq!(w.first().len(), KEPT_WARNINGS);
+        assert_eq!(w.first_line(b), Some(9_999));
+        assert_eq!(
+            w.summary(),
+            format!(
+                "{} problems: {} {} (first at line 10), 1 {} (first at line 9999)",
+                KEPT_WARNINGS + 6,
+                KEPT_WARNINGS + 5,
+                a.name(),
+                b.name()
+            )
+        );
+    }
+}
