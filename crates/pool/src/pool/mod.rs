@@ -39,8 +39,9 @@ use trace::{BufferIndex, Event, EventKind, Madv};
 
 const NONE: u32 = u32::MAX;
 
-/// Most alignment units a pool may have (the segment tree holds 2 nodes of
-/// 12 bytes per unit: 16 Mi units is 384 MiB of index).
+/// Most alignment units a pool may have (the free-space index holds about
+/// 12 bytes per unit, up to 20 just above a power of two: 16 Mi units is
+/// 192 to 320 MiB of index).
 pub const MAX_UNITS: u64 = 1 << 24;
 
 /// Size, alignment and policy of a pool.
