@@ -117,14 +117,7 @@ pub fn trace_bin(options: &BuildOptions) -> Result<PathBuf> {
         Some(path) => path.clone(),
         None => workspace_root().join(DEFAULT_TRACE),
     };
-    let (bytes, warnings) = trace::compile_file(&source, trace::Mode::Lenient, None)
-        .map_err(|e| anyhow::anyhow!("compiling the trace {}: {e}", source.display()))?;
-    if !warnings.is_empty() {
-        eprintln!(
-            "{}",
-            crate::trace_cmd::problems_line(&source, &warnings.summary())
-        );
-    }
+    let bytes = crate::trace_cmd::compile_lenient(&source)?;
     let path = dir.join("trace.bin");
     // Rewritten only when it changes, so cargo does not rebuild the firmware needlessly.
     if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {

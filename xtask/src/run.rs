@@ -223,14 +223,7 @@ fn compile_for_board(build: &BuildOptions) -> Result<Vec<u8>> {
         .trace
         .clone()
         .unwrap_or_else(|| firmware::workspace_root().join(firmware::DEFAULT_TRACE));
-    let (bytes, warnings) = trace::compile_file(&source, trace::Mode::Lenient, None)
-        .map_err(|e| anyhow::anyhow!("compiling the trace {}: {e}", source.display()))?;
-    if !warnings.is_empty() {
-        eprintln!(
-            "{}",
-            crate::trace_cmd::problems_line(&source, &warnings.summary())
-        );
-    }
+    let bytes = crate::trace_cmd::compile_lenient(&source)?;
     eprintln!(
         "host: pushing trace {} ({} bytes compiled)",
         source.display(),

@@ -94,6 +94,34 @@ pub fn cache_dir() -> PathBuf {
     crate::firmware::target_dir().join("trace-cache")
 }
 
+/// Reads a trace for the simulator (from the compiled-trace cache when it
+/// holds this exact file, unless `use_cache` is false) and prints the one
+/// line about its problems.
+pub fn load_trace(
+    path: &std::path::Path,
+    strict: bool,
+    use_cache: bool,
+) -> anyhow::Result<trace::cache::Compiled> {
+    let mode = if strict {
+        trace::Mode::Strict
+    } else {
+        trace::Mode::Lenient
+    };
+    let cache = use_cache.then(cache_dir);
+    let compiled = trace::cache::load(path, mode, cache.as_deref())
+        .with_context(|| format!("reading {}", path.display()))?;
+    if let Some(why) = &compiled.cache_error {
+        eprintln!("warning: trace cache: {why}");
+    }
+    if compiled.warning_count > 0 {
+        eprintln!(
+            "{}",
+            crate::trace_cmd::problems_line(path, &compiled.warnings)
+        );
+    }
+    Ok(compiled)
+}
+
 /// Wall time of each phase of a simulation.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Timings {
@@ -115,24 +143,8 @@ pub fn simulate(
     timings: &mut Timings,
 ) -> anyhow::Result<Collector> {
     let policies = policies(&args.policy)?;
-    let mode = if args.strict {
-        trace::Mode::Strict
-    } else {
-        trace::Mode::Lenient
-    };
     let started = Instant::now();
-    let cache = (!args.no_cache).then(cache_dir);
-    let compiled = trace::cache::load(&args.trace, mode, cache.as_deref())
-        .with_context(|| format!("reading {}", args.trace.display()))?;
-    if let Some(why) = &compiled.cache_error {
-        eprintln!("warning: trace cache: {why}");
-    }
-    if compiled.warning_count > 0 {
-        eprintln!(
-            "{}",
-            crate::trace_cmd::problems_line(&args.trace, &compiled.warnings)
-        );
-    }
+    let compiled = load_trace(&args.trace, args.strict, !args.no_cache)?;
     let trace = compiled
         .trace()
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.trace.display()))?;

@@ -94,19 +94,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| crate::firmware::target_dir().join("sweep"));
 
     let started = Instant::now();
-    let mode = if args.strict {
-        trace::Mode::Strict
-    } else {
-        trace::Mode::Lenient
-    };
-    let compiled = trace::cache::load(&args.trace, mode, Some(&crate::sim::cache_dir()))
-        .with_context(|| format!("reading {}", args.trace.display()))?;
-    if compiled.warning_count > 0 {
-        eprintln!(
-            "{}",
-            crate::trace_cmd::problems_line(&args.trace, &compiled.warnings)
-        );
-    }
+    let compiled = crate::sim::load_trace(&args.trace, args.strict, true)?;
     let trace = compiled
         .trace()
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.trace.display()))?;

@@ -82,6 +82,17 @@ pub(crate) fn problems_line(file: &Path, summary: &str) -> String {
     )
 }
 
+/// A trace compiled in lenient mode for the firmware (embedded or pushed to
+/// a board), with the one line about its problems printed.
+pub(crate) fn compile_lenient(source: &Path) -> anyhow::Result<Vec<u8>> {
+    let (bytes, warnings) = trace::compile_file(source, Mode::Lenient, None)
+        .map_err(|e| anyhow::anyhow!("compiling the trace {}: {e}", source.display()))?;
+    if !warnings.is_empty() {
+        eprintln!("{}", problems_line(source, &warnings.summary()));
+    }
+    Ok(bytes)
+}
+
 fn print_warnings(file: &Path, warnings: &Warnings) {
     if !warnings.is_empty() {
         eprint!(

@@ -83,3 +83,19 @@ pub trait Mover {
     /// Waits until the move is complete. Time spent here is stall time.
     fn wait(&mut self, ticket: Ticket);
 }
+
+/// A mover whose moves complete at once and copy nothing: for runs that
+/// want the pool's decisions alone (sweep points, placement timing).
+#[derive(Debug, Default)]
+pub struct NullMover(u64);
+
+impl Mover for NullMover {
+    fn submit(&mut self, _: &Move) -> Ticket {
+        self.0 += 1;
+        Ticket(self.0)
+    }
+    fn poll(&mut self, _: Ticket) -> bool {
+        true
+    }
+    fn wait(&mut self, _: Ticket) {}
+}

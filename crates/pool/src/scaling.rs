@@ -3,7 +3,7 @@
 //! a test: the claim is that a placement costs the same at 100 000 live
 //! buffers as at 1 000, for every policy.
 
-use crate::mover::{Move, Mover, Ticket};
+use crate::mover::NullMover;
 use crate::{Pool, PoolConfig};
 use records::Policy;
 use std::hint::black_box;
@@ -12,20 +12,6 @@ use trace::{Event, EventKind};
 
 /// Placement unit of the scaling pool.
 const UNIT: u64 = 4096;
-
-/// A mover that does nothing, to time the pool alone.
-struct Null(u64);
-
-impl Mover for Null {
-    fn submit(&mut self, _: &Move) -> Ticket {
-        self.0 += 1;
-        Ticket(self.0)
-    }
-    fn poll(&mut self, _: Ticket) -> bool {
-        true
-    }
-    fn wait(&mut self, _: Ticket) {}
-}
 
 fn create(buffer: u32, size: u64) -> Event {
     Event {
@@ -56,7 +42,7 @@ pub fn placement_ns(policy: Policy, live: u32, rounds: u32, repeats: u32) -> f64
         policy,
     })
     .expect("the scaling pool is a valid configuration");
-    let mut mover = Null(0);
+    let mut mover = NullMover::default();
     let mut apply = |pool: &mut Pool, event: Event| {
         pool.apply(&event, &mut mover, &mut ())
             .expect("the scaling pool never runs out of space");

@@ -5,7 +5,7 @@
 
 use crate::fluid::Fluid;
 use crate::model::{LatencyModel, ModelMover};
-use crate::mover::{Move, Mover, Ticket};
+use crate::mover::{Mover, NullMover};
 use crate::pool::{ConfigError, Counters, EventError, EventMetrics, MetricsSink, Pool, PoolConfig};
 use crate::replay::MeasuredMover;
 use records::Policy;
@@ -53,20 +53,6 @@ impl core::fmt::Display for PointError {
             PointError::Event { index, error } => write!(f, "event {index}: {error}"),
         }
     }
-}
-
-/// Every move completes at once; nothing is copied.
-struct Instant(u64);
-
-impl Mover for Instant {
-    fn submit(&mut self, _: &Move) -> Ticket {
-        self.0 += 1;
-        Ticket(self.0)
-    }
-    fn poll(&mut self, _: Ticket) -> bool {
-        true
-    }
-    fn wait(&mut self, _: Ticket) {}
 }
 
 #[derive(Default)]
@@ -132,7 +118,7 @@ pub fn run_point_with(
     })
     .map_err(PointError::Config)?;
     match latency {
-        None => replay_counted(pool, events, &mut Instant(0), |_, _| {}),
+        None => replay_counted(pool, events, &mut NullMover::default(), |_, _| {}),
         Some(model) => {
             let mut mover = ModelMover::with_latency(model);
             let mut r = replay_counted(pool, events, &mut mover, |m, e| m.at_event(e.time_us))?;
