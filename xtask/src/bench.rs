@@ -9,7 +9,7 @@
 //! 4. The placement scaling table: one placement at 1k, 10k and 100k live
 //!    buffers, every policy.
 //! 5. With `SEED_GIT` (a git dir of bpeel/cma-pool-log) and the anchors
-//!    scripts beside the checkout (`../shared/anchors`, or `POOLBED_ANCHORS`):
+//!    anchors scripts where `POOLBED_ANCHORS` points:
 //!    the user's command side by side with the seed's Python pool and with
 //!    its `test-drm-mm`, runs alternated so that the ratios survive a busy
 //!    machine. Without them it says so and skips.
@@ -608,11 +608,10 @@ fn scaling() {
     }
 }
 
-/// The anchors scripts, if this checkout has them beside it.
-fn anchors_dir(root: &Path) -> Option<PathBuf> {
-    let dir = std::env::var_os("POOLBED_ANCHORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("../shared/anchors"));
+/// The anchors scripts (a measuring instrument outside the project), where
+/// POOLBED_ANCHORS points; a checkout without them skips the comparison.
+fn anchors_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("POOLBED_ANCHORS")?);
     dir.join("cma_pool_headless.py").is_file().then_some(dir)
 }
 
@@ -629,8 +628,8 @@ fn references(
         println!("   skipped: set SEED_GIT to a git dir of bpeel/cma-pool-log");
         return Ok(());
     };
-    let Some(anchors) = anchors_dir(root) else {
-        println!("   skipped: no anchors scripts (../shared/anchors beside the checkout, or POOLBED_ANCHORS)");
+    let Some(anchors) = anchors_dir() else {
+        println!("   skipped: set POOLBED_ANCHORS to a directory of the anchors scripts (cma_pool_headless.py and its companions)");
         return Ok(());
     };
     let refs = work.join("refs");

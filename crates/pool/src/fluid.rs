@@ -15,7 +15,7 @@
 //! Cost per event: O(log n) (the LRU order is a map from use stamps); a
 //! page-in that does not fit also visits the purgeable set and the victims.
 
-use crate::pool::{ConfigError, Counters, EventError, EventMetrics, MetricsSink, MAX_UNITS};
+use crate::pool::{ConfigError, Counters, EventError, EventMetrics, MetricsSink};
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use trace::{Event, EventKind, Madv};
@@ -56,22 +56,7 @@ pub struct Fluid {
 impl Fluid {
     /// An empty fluid pool; the same configuration rules as [`crate::Pool`].
     pub fn new(pool_bytes: u64, alignment: u64) -> Result<Fluid, ConfigError> {
-        if !alignment.is_power_of_two() {
-            return Err(ConfigError::AlignmentNotPowerOfTwo(alignment));
-        }
-        if pool_bytes == 0 {
-            return Err(ConfigError::Empty);
-        }
-        if !pool_bytes.is_multiple_of(alignment) {
-            return Err(ConfigError::SizeNotMultiple {
-                pool_bytes,
-                alignment,
-            });
-        }
-        let units = pool_bytes / alignment;
-        if units > MAX_UNITS {
-            return Err(ConfigError::TooManyUnits { units });
-        }
+        let units = crate::pool::checked_units(pool_bytes, alignment)?;
         Ok(Fluid {
             units,
             alignment,

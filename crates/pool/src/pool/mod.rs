@@ -39,6 +39,28 @@ use trace::{BufferIndex, Event, EventKind, Madv};
 
 const NONE: u32 = u32::MAX;
 
+/// The number of alignment units of a pool of `pool_bytes`, or why that
+/// is no pool: the one rule for the pool and for the `fluid` reference.
+pub(crate) fn checked_units(pool_bytes: u64, alignment: u64) -> Result<u64, ConfigError> {
+    if !alignment.is_power_of_two() {
+        return Err(ConfigError::AlignmentNotPowerOfTwo(alignment));
+    }
+    if pool_bytes == 0 {
+        return Err(ConfigError::Empty);
+    }
+    if !pool_bytes.is_multiple_of(alignment) {
+        return Err(ConfigError::SizeNotMultiple {
+            pool_bytes,
+            alignment,
+        });
+    }
+    let units = pool_bytes / alignment;
+    if units > MAX_UNITS {
+        return Err(ConfigError::TooManyUnits { units });
+    }
+    Ok(units)
+}
+
 /// Most alignment units a pool may have (the free-space index holds about
 /// 12 bytes per unit, up to 20 just above a power of two: 16 Mi units is
 /// 192 to 320 MiB of index).
@@ -264,22 +286,7 @@ impl Pool {
             alignment,
             ..
         } = config;
-        if !alignment.is_power_of_two() {
-            return Err(ConfigError::AlignmentNotPowerOfTwo(alignment));
-        }
-        if pool_bytes == 0 {
-            return Err(ConfigError::Empty);
-        }
-        if pool_bytes % alignment != 0 {
-            return Err(ConfigError::SizeNotMultiple {
-                pool_bytes,
-                alignment,
-            });
-        }
-        let units = pool_bytes / alignment;
-        if units > MAX_UNITS {
-            return Err(ConfigError::TooManyUnits { units });
-        }
+        let units = checked_units(pool_bytes, alignment)?;
         Ok(Pool {
             config,
             shift: alignment.trailing_zeros(),
