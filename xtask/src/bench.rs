@@ -315,13 +315,13 @@ fn floors(root: &Path, work: &Path, runs: usize) -> Result<()> {
         Cmd::new("cargo -V", cargo(), &[&"-V"]),
         run_tiny,
         Cmd::new(
-            "cargo run -p xtask-launcher (no deps, this workspace)",
+            "cargo run of xtask/launcher (no deps, own workspace)",
             cargo(),
             &[
                 &"run",
                 &"--quiet",
-                &"-p",
-                &"xtask-launcher",
+                &"--manifest-path",
+                &crate::lint::LAUNCHER_MANIFEST,
                 &"--",
                 &"--version",
             ],

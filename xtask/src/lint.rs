@@ -11,6 +11,9 @@ use crate::firmware::{self, BuildOptions};
 use anyhow::{bail, Context, Result};
 use std::process::{Command, ExitCode};
 
+/// The launcher's manifest, relative to the checkout's root.
+pub const LAUNCHER_MANIFEST: &str = "xtask/launcher/Cargo.toml";
+
 /// `cargo xtask lint` arguments.
 #[derive(clap::Args)]
 pub struct LintArgs {}
@@ -49,6 +52,13 @@ pub fn run(_args: LintArgs) -> Result<ExitCode> {
         &["fmt", "--all", "--", "--check"],
         None,
     )?;
+    // The launcher is a workspace of its own (.cargo/config.toml says why):
+    // `--all` and `--workspace` do not reach it.
+    step(
+        "cargo fmt --check, launcher",
+        &["fmt", "--manifest-path", LAUNCHER_MANIFEST, "--", "--check"],
+        None,
+    )?;
     let host: Vec<&str> = [
         "clippy",
         "--workspace",
@@ -60,6 +70,11 @@ pub fn run(_args: LintArgs) -> Result<ExitCode> {
     .chain(deny)
     .collect();
     step("clippy, host crates", &host, None)?;
+    let launcher: Vec<&str> = ["clippy", "--manifest-path", LAUNCHER_MANIFEST, "--all-targets"]
+        .into_iter()
+        .chain(deny)
+        .collect();
+    step("clippy, launcher", &launcher, None)?;
     let target: Vec<&str> = [
         "clippy",
         "--package",

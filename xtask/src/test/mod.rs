@@ -115,6 +115,15 @@ pub fn run(args: TestArgs) -> Result<ExitCode> {
         if !status.success() {
             bail!("host tests failed");
         }
+        println!("== host tests: the launcher (a workspace of its own)");
+        let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .current_dir(firmware::workspace_root())
+            .args(["test", "--manifest-path", crate::lint::LAUNCHER_MANIFEST])
+            .status()
+            .context("running cargo test on the launcher")?;
+        if !status.success() {
+            bail!("the launcher's tests failed");
+        }
     }
     if args.host_only {
         return Ok(ExitCode::SUCCESS);
