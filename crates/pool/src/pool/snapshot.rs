@@ -33,8 +33,15 @@ impl Pool {
             })
             .collect();
         let mut at = 0;
-        let mut overflow = Vec::new();
+        // `bufs` holds every buffer the trace ever created (75 000 in the
+        // glmark2 trace), the live ones outside the pool are few or none:
+        // the walk stops once it has found them all.
+        let outside = self.live - self.by_offset.len();
+        let mut overflow = Vec::with_capacity(outside);
         for (i, b) in self.bufs.iter().enumerate() {
+            if overflow.len() == outside {
+                break;
+            }
             if b.live && b.offset == NONE {
                 overflow.push(SnapshotBuffer {
                     buffer: i as u32,
