@@ -284,6 +284,9 @@ mod tests {
             ),
             "{error}"
         );
-        assert!(error.contains("cargo xtask sim --trace traces/huge.log.gz"), "{error}");
+        assert!(
+            error.contains("cargo xtask sim --trace traces/huge.log.gz"),
+            "{error}"
+        );
     }
 }

@@ -126,7 +126,8 @@ pub fn check_out(out: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("--out {}: cannot list it", out.display()))?;
         let mut foreign = Vec::new();
         for entry in entries {
-            let entry = entry.with_context(|| format!("--out {}: cannot list it", out.display()))?;
+            let entry =
+                entry.with_context(|| format!("--out {}: cannot list it", out.display()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if !is_report_entry(&name, entry.path().is_dir()) {
                 foreign.push(name);
@@ -145,8 +146,13 @@ pub fn check_out(out: &Path) -> anyhow::Result<()> {
         }
     }
     let (parent, name) = place(out)?;
-    std::fs::create_dir_all(&parent)
-        .with_context(|| format!("--out {}: cannot create {}", out.display(), parent.display()))?;
+    std::fs::create_dir_all(&parent).with_context(|| {
+        format!(
+            "--out {}: cannot create {}",
+            out.display(),
+            parent.display()
+        )
+    })?;
     // Writable: the directory the report will be written into can be made.
     let probe = sibling(&parent, &name, "check");
     std::fs::create_dir(&probe).with_context(|| {
@@ -213,7 +219,8 @@ pub fn replace_dir<T>(
             // Put the old report back rather than leave no report at all.
             let _ = std::fs::rename(&old, &target);
             let _ = std::fs::remove_dir_all(&fresh);
-            return Err(error).with_context(|| format!("moving the new report to {}", target.display()));
+            return Err(error)
+                .with_context(|| format!("moving the new report to {}", target.display()));
         }
         std::fs::remove_dir_all(&old)
             .with_context(|| format!("removing the old report {}", old.display()))?;
@@ -267,7 +274,10 @@ mod tests {
         .unwrap();
         replace_dir(&out, |d| Ok(std::fs::write(d.join("report.json"), "new")?)).unwrap();
         assert_eq!(names(&out), ["report.json"]);
-        assert_eq!(std::fs::read_to_string(out.join("report.json")).unwrap(), "new");
+        assert_eq!(
+            std::fs::read_to_string(out.join("report.json")).unwrap(),
+            "new"
+        );
         // Nothing is left beside it.
         assert_eq!(names(&tmp.path().join("nested")), ["report"]);
         // A failed write leaves the old report whole, and nothing beside it.
@@ -276,7 +286,10 @@ mod tests {
             anyhow::bail!("the chart panicked")
         });
         assert_eq!(failed.unwrap_err().to_string(), "the chart panicked");
-        assert_eq!(std::fs::read_to_string(out.join("report.json")).unwrap(), "new");
+        assert_eq!(
+            std::fs::read_to_string(out.join("report.json")).unwrap(),
+            "new"
+        );
         assert_eq!(names(&tmp.path().join("nested")), ["report"]);
     }
 

@@ -245,7 +245,8 @@ fn stats(file: &Path, as_json: bool, mode: Mode) -> anyhow::Result<ExitCode> {
 }
 
 fn compile(file: &Path, output: &Path, name: Option<&str>, mode: Mode) -> anyhow::Result<ExitCode> {
-    let (bytes, warnings) = trace::compile_file(file, mode, name).map_err(|e| trace_error(file, e))?;
+    let (bytes, warnings) =
+        trace::compile_file(file, mode, name).map_err(|e| trace_error(file, e))?;
     print_warnings(file, &warnings);
     // Check what was written decodes, before anything embeds it.
     let decoded = trace::binary::BinaryTrace::parse(&bytes)

@@ -311,5 +311,8 @@ fn sizes_above_a_32_bit_pool_do_not_encode() {
         "event 0: create of 4294967296 bytes (sizes are 1 to 4294967295 bytes)"
     );
     let bytes = binary::encode([create(trace::MAX_CREATE_SIZE)], "t").unwrap();
-    assert_eq!(BinaryTrace::parse(&bytes).unwrap().peak_live_bytes(), trace::MAX_CREATE_SIZE);
+    assert_eq!(
+        BinaryTrace::parse(&bytes).unwrap().peak_live_bytes(),
+        trace::MAX_CREATE_SIZE
+    );
 }

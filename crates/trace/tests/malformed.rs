@@ -373,8 +373,9 @@ fn sizes_past_a_32_bit_pool_are_problems_and_sums_never_overflow() {
     let err = strict(text).expect_err("a size above 2^32 - 1");
     assert_eq!((err.line, err.kind), (1, ProblemKind::SizeTooLarge));
     assert!(
-        err.to_string()
-            .starts_with("line 1: malformed line: create of buffer 11111111 larger than 4294967295 bytes"),
+        err.to_string().starts_with(
+            "line 1: malformed line: create of buffer 11111111 larger than 4294967295 bytes"
+        ),
         "{err}"
     );
     let (events, warnings) = lenient(text);
