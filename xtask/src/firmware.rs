@@ -118,6 +118,9 @@ pub fn trace_bin(options: &BuildOptions) -> Result<PathBuf> {
         None => workspace_root().join(DEFAULT_TRACE),
     };
     let bytes = crate::trace_cmd::compile_lenient(&source)?;
+    // Before trace.bin changes and before the build: a refused trace leaves
+    // the last ELF and kernel8.img as they were, built together.
+    check_embeddable(&source, bytes.len() as u64)?;
     let path = dir.join("trace.bin");
     // Rewritten only when it changes, so cargo does not rebuild the firmware needlessly.
     if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
@@ -129,6 +132,36 @@ pub fn trace_bin(options: &BuildOptions) -> Result<PathBuf> {
         bytes.len()
     );
     Ok(path)
+}
+
+/// The largest kernel8.img [`extract_image`] lays out: far more than the
+/// firmware needs, so anything larger is a segment in the wrong place.
+pub const MAX_IMAGE_BYTES: u64 = 64 << 20;
+
+/// Room in the image for the firmware's own code and data (about 0.3 MiB
+/// today), so a trace up to [`MAX_EMBEDDED_TRACE_BYTES`] always fits.
+const FIRMWARE_ROOM_BYTES: u64 = 4 << 20;
+
+/// The largest compiled trace the firmware embeds.
+pub const MAX_EMBEDDED_TRACE_BYTES: u64 = MAX_IMAGE_BYTES - FIRMWARE_ROOM_BYTES;
+
+/// Refuses a compiled trace too large to embed, with its size and the
+/// limit, before any build time is spent on it.
+pub fn check_embeddable(source: &Path, compiled_bytes: u64) -> Result<()> {
+    if compiled_bytes > MAX_EMBEDDED_TRACE_BYTES {
+        bail!(
+            "the trace {} compiles to {} bytes ({:.1} MiB), more than the {} bytes ({} MiB) the firmware image can embed              ({} MiB image, {} MiB kept for the firmware); replay it on the host with `cargo xtask sim --trace {}`,              or embed a part of it (e.g. the first lines: zcat FILE | head -n 1000000 | gzip > part.log.gz)",
+            source.display(),
+            compiled_bytes,
+            compiled_bytes as f64 / (1u64 << 20) as f64,
+            MAX_EMBEDDED_TRACE_BYTES,
+            MAX_EMBEDDED_TRACE_BYTES >> 20,
+            MAX_IMAGE_BYTES >> 20,
+            FIRMWARE_ROOM_BYTES >> 20,
+            source.display(),
+        );
+    }
+    Ok(())
 }
 
 /// Builds the firmware (release profile) and extracts kernel8.img.
@@ -169,13 +202,33 @@ pub fn build(options: &BuildOptions) -> Result<Built> {
     let out = target_dir().join(setup::TARGET).join("release");
     let elf = out.join("kernel8");
     let image = out.join("kernel8.img");
-    let elf_bytes = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
-    // Cortex-A53 erratum 835769: no load/store may be followed by a 64-bit
-    // multiply-accumulate (see a53.rs); an image with such a pair is refused.
-    crate::a53::check(&elf_bytes)?;
-    let raw = extract_image(&elf_bytes)?;
-    std::fs::write(&image, raw).with_context(|| format!("writing {}", image.display()))?;
+    let made = std::fs::read(&elf)
+        .with_context(|| format!("reading {}", elf.display()))
+        .and_then(|elf_bytes| {
+            // Cortex-A53 erratum 835769: no load/store may be followed by a 64-bit
+            // multiply-accumulate (see a53.rs); an image with such a pair is refused.
+            crate::a53::check(&elf_bytes)?;
+            extract_image(&elf_bytes)
+        })
+        .and_then(|raw| write_replacing(&image, &raw));
+    if let Err(error) = made {
+        // The ELF is new and the image would be the last build's: remove the
+        // image so nothing boots one that does not match the ELF.
+        let _ = std::fs::remove_file(&image);
+        return Err(error);
+    }
     Ok(Built { elf, image })
+}
+
+/// Writes `path` whole or not at all: into a file beside it, then renamed
+/// over it, so an interrupted write never leaves half an image.
+fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    std::fs::write(&partial, bytes).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, path)
+        .with_context(|| format!("renaming {} to {}", partial.display(), path.display()))
 }
 
 /// Lays the loadable file contents of the ELF out from [`LOAD_ADDRESS`], as
@@ -197,7 +250,7 @@ pub fn extract_image(elf: &[u8]) -> Result<Vec<u8>> {
         }
         let offset = (address - LOAD_ADDRESS) as usize;
         let end = offset + data.len();
-        if end > 64 << 20 {
+        if end as u64 > MAX_IMAGE_BYTES {
             bail!(
                 "the image would be {} MiB: a segment at {address:#x} is far from the load address",
                 end >> 20
@@ -212,4 +265,28 @@ pub fn extract_image(elf: &[u8]) -> Result<Vec<u8>> {
         bail!("the firmware ELF has no loadable content");
     }
     Ok(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trace_too_large_to_embed_is_refused_with_its_size_and_the_limit() {
+        let source = Path::new("traces/huge.log.gz");
+        assert!(check_embeddable(source, MAX_EMBEDDED_TRACE_BYTES).is_ok());
+        let error = check_embeddable(source, MAX_EMBEDDED_TRACE_BYTES + 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(
+                "the trace traces/huge.log.gz compiles to 62914561 bytes (60.0 MiB), more than the 62914560 bytes (60 MiB) the firmware image can embed"
+            ),
+            "{error}"
+        );
+        assert!(
+            error.contains("cargo xtask sim --trace traces/huge.log.gz"),
+            "{error}"
+        );
+    }
 }

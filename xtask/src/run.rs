@@ -155,6 +155,8 @@ pub fn boot_and_collect(
 /// `cargo xtask run`: build, boot, show the log and progress live, then the
 /// table, and write the report directory.
 pub fn run(args: RunArgs) -> Result<ExitCode> {
+    // Before the build and the replay, so neither ends in an error about where to write.
+    crate::report_out::check_out(&crate::report_out::dir(args.out.clone()))?;
     if let Some(device) = args.board.clone() {
         return run_board(&args, &device);
     }
@@ -198,7 +200,7 @@ pub fn show_bringup(collector: &records::Collector, out: Option<PathBuf>) -> Res
     };
     print!("{}", report::bringup::render(&bringup));
     let dir = crate::report_out::dir(out);
-    if let Some(files) = report::bringup::write_dir(collector, &dir)? {
+    if let Some(files) = crate::report_out::write_bringup(collector, &dir)? {
         println!(
             "report: {} ({} files; open index.html)",
             dir.display(),

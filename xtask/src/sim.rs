@@ -2,7 +2,7 @@
 //! modelled mover, one run per policy.
 
 use crate::size::mib;
-use anyhow::{bail, Context};
+use anyhow::Context;
 use pool::model::{LatencyModel, ModelMover};
 use pool::parallel::replay_all;
 use pool::replay::{Clock, ReplayConfig};
@@ -109,7 +109,7 @@ pub fn load_trace(
     };
     let cache = use_cache.then(cache_dir);
     let compiled = trace::cache::load(path, mode, cache.as_deref())
-        .with_context(|| format!("reading {}", path.display()))?;
+        .map_err(|e| crate::trace_cmd::trace_error(path, e))?;
     if let Some(why) = &compiled.cache_error {
         eprintln!("warning: trace cache: {why}");
     }
@@ -118,6 +118,13 @@ pub fn load_trace(
             "{}",
             crate::trace_cmd::problems_line(path, &compiled.warnings)
         );
+    }
+    let events = compiled
+        .trace()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        .event_count();
+    if events == 0 {
+        return Err(crate::trace_cmd::no_events(path));
     }
     Ok(compiled)
 }
@@ -150,9 +157,6 @@ pub fn simulate(
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.trace.display()))?;
     timings.load_s = started.elapsed().as_secs_f64();
     timings.cached = compiled.from_cache;
-    if trace.event_count() == 0 {
-        bail!("{} holds no `@@@` events", args.trace.display());
-    }
     let mut collector = Collector::new();
     let trace_record = Record::Trace(TraceInfo {
         name: trace::default_name(&args.trace),
@@ -216,13 +220,15 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
             None => "modelled: instantaneous".into(),
         }
     );
+    // Before the replay, so a long run never ends in an error about where to write.
+    let out = crate::report_out::dir(args.out.clone());
+    crate::report_out::check_out(&out)?;
     let whole = Instant::now();
     let mut progress = Progress::new();
     let mut timings = Timings::default();
     let collector = simulate(&args, &mut progress, &mut timings)?;
     progress.finish();
     let report_started = Instant::now();
-    let out = crate::report_out::dir(args.out.clone());
     let written = crate::report_out::write(&collector, &out)?;
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&written.report)?;

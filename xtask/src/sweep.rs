@@ -3,7 +3,7 @@
 //! reference, in parallel over every core.
 
 use crate::size::{parse_pool_size, parse_size};
-use anyhow::{bail, Context};
+use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use pool::model::LatencyModel;
 use pool::sweep::{run_point_with, Subject};
@@ -92,17 +92,17 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
         .out
         .clone()
         .unwrap_or_else(|| crate::firmware::target_dir().join("sweep"));
+    // Before the replay, so a long sweep never ends in an error about where to write.
+    crate::report_out::check_out(&out)?;
 
     let started = Instant::now();
     let compiled = crate::sim::load_trace(&args.trace, args.strict, true)?;
     let trace = compiled
         .trace()
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.trace.display()))?;
-    // Parsed once; every grid point reads the same events.
+    // Parsed once; every grid point reads the same events (load_trace
+    // refused a trace without any).
     let events: Vec<Event> = trace.events().collect();
-    if events.is_empty() {
-        bail!("{} holds no `@@@` events", args.trace.display());
-    }
     let load_s = started.elapsed().as_secs_f64();
 
     let grid: Vec<(Subject, u64)> = sizes
@@ -141,7 +141,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
         points,
     };
     print!("{}", report::sweep::render(&sweep));
-    let files = report::sweep::write_dir(&sweep, &out)?;
+    let files = crate::report_out::write_sweep(&sweep, &out)?;
     println!(
         "\n{} points in {:.2} s on {} threads (trace read in {:.2} s)",
         grid.len(),
@@ -152,7 +152,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
     println!(
         "sweep: {} ({} files; open index.html)",
         out.display(),
-        files.len()
+        files
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -82,17 +82,43 @@ pub(crate) fn problems_line(file: &Path, summary: &str) -> String {
     )
 }
 
+/// A trace error as every verb shows it: an I/O error already names the
+/// file, a problem in the log (strict mode) names only its line.
+pub(crate) fn trace_error(file: &Path, error: trace::Error) -> anyhow::Error {
+    match error {
+        trace::Error::Io { .. } => anyhow::anyhow!("{error}"),
+        _ => anyhow::anyhow!("{}: {error}", file.display()),
+    }
+}
+
+/// What every verb says of a trace without a single event: there is nothing
+/// to replay, measure or embed, so it is an error, never an empty success.
+pub(crate) fn no_events(file: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}: no `@@@` events, so nothing to replay (not a vc4 trace, or every trace line in it was a problem)",
+        file.display()
+    )
+}
+
 /// A trace compiled in lenient mode for the firmware (embedded or pushed to
-/// a board), with the one line about its problems printed.
+/// a board), with the one line about its problems printed; a trace without
+/// events is refused.
 pub(crate) fn compile_lenient(source: &Path) -> anyhow::Result<Vec<u8>> {
     let (bytes, warnings) = trace::compile_file(source, Mode::Lenient, None)
-        .map_err(|e| anyhow::anyhow!("compiling the trace {}: {e}", source.display()))?;
+        .map_err(|e| trace_error(source, e).context("compiling the trace"))?;
     if !warnings.is_empty() {
         eprintln!("{}", problems_line(source, &warnings.summary()));
+    }
+    let compiled = trace::binary::BinaryTrace::parse(&bytes)
+        .context("the compiled trace does not decode (a bug)")?;
+    if compiled.event_count() == 0 {
+        return Err(no_events(source));
     }
     Ok(bytes)
 }
 
+/// The problems of a lenient read, listed (the first few with their lines,
+/// then the counts), then the one-line summary every verb prints.
 fn print_warnings(file: &Path, warnings: &Warnings) {
     if !warnings.is_empty() {
         eprint!(
@@ -100,20 +126,15 @@ fn print_warnings(file: &Path, warnings: &Warnings) {
             file.display(),
             warnings.total()
         );
+        eprintln!("{}", problems_line(file, &warnings.summary()));
     }
 }
 
 fn check(file: &Path, mode: Mode) -> anyhow::Result<ExitCode> {
-    let (stats, warnings) = match trace::stats_file(file, mode) {
-        Ok(result) => result,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return Ok(ExitCode::FAILURE);
-        }
-    };
+    let (stats, warnings) = trace::stats_file(file, mode).map_err(|e| trace_error(file, e))?;
     print_warnings(file, &warnings);
-    if !warnings.is_empty() {
-        eprintln!("{}: {}", file.display(), warnings.summary());
+    if stats.events == 0 {
+        return Err(no_events(file));
     }
     println!(
         "{}: ok ({} events, {} buffers, {} warning(s), {} mode)",
@@ -172,16 +193,18 @@ pub(crate) fn stats_json(stats: &Stats, warnings: &Warnings) -> serde_json::Valu
 }
 
 fn stats(file: &Path, as_json: bool, mode: Mode) -> anyhow::Result<ExitCode> {
-    let (stats, warnings) = trace::stats_file(file, mode)?;
+    let (stats, warnings) = trace::stats_file(file, mode).map_err(|e| trace_error(file, e))?;
+    print_warnings(file, &warnings);
+    if stats.events == 0 {
+        return Err(no_events(file));
+    }
     if as_json {
-        print_warnings(file, &warnings);
         println!(
             "{}",
             serde_json::to_string_pretty(&stats_json(&stats, &warnings))?
         );
         return Ok(ExitCode::SUCCESS);
     }
-    print_warnings(file, &warnings);
     let k = &stats.per_kind;
     let rows: Vec<(&str, String)> = vec![
         ("events", stats.events.to_string()),
@@ -222,11 +245,15 @@ fn stats(file: &Path, as_json: bool, mode: Mode) -> anyhow::Result<ExitCode> {
 }
 
 fn compile(file: &Path, output: &Path, name: Option<&str>, mode: Mode) -> anyhow::Result<ExitCode> {
-    let (bytes, warnings) = trace::compile_file(file, mode, name)?;
+    let (bytes, warnings) =
+        trace::compile_file(file, mode, name).map_err(|e| trace_error(file, e))?;
     print_warnings(file, &warnings);
     // Check what was written decodes, before anything embeds it.
     let decoded = trace::binary::BinaryTrace::parse(&bytes)
         .context("the compiled trace does not decode (a bug)")?;
+    if decoded.event_count() == 0 {
+        return Err(no_events(file));
+    }
     std::fs::write(output, &bytes).with_context(|| format!("cannot write {}", output.display()))?;
     println!(
         "{} -> {}: {:?}, {} events, {} buffers, peak {}, {} bytes",

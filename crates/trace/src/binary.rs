@@ -135,6 +135,10 @@ pub enum EncodeError {
     },
     /// An event for a buffer index not created yet.
     UnknownBuffer { event: u64, buffer: BufferIndex },
+    /// A create past the last buffer index the format can number.
+    TooManyBuffers { event: u64 },
+    /// A create larger than [`crate::MAX_CREATE_SIZE`] (or of 0 bytes), which the decoder refuses.
+    BadSize { event: u64, size: u64 },
 }
 
 impl fmt::Display for EncodeError {
@@ -151,6 +155,20 @@ impl fmt::Display for EncodeError {
                 write!(
                     f,
                     "event {event}: create of buffer index {buffer}, expected {expected}"
+                )
+            }
+            EncodeError::BadSize { event, size } => {
+                write!(
+                    f,
+                    "event {event}: create of {size} bytes (sizes are 1 to {} bytes)",
+                    crate::MAX_CREATE_SIZE
+                )
+            }
+            EncodeError::TooManyBuffers { event } => {
+                write!(
+                    f,
+                    "event {event}: more than {} buffers in one trace",
+                    BufferIndex::MAX
                 )
             }
             EncodeError::UnknownBuffer { event, buffer } => {
@@ -251,7 +269,9 @@ pub fn encode(events: impl IntoIterator<Item = Event>, name: &str) -> Result<Vec
     // What the header needs of the statistics, kept by index: the checks
     // below make indices dense, so this is cheaper than a `StatsBuilder`.
     let mut live_size: Vec<u64> = Vec::new();
-    let (mut live_bytes, mut peak_live_bytes, mut total_created_bytes) = (0u64, 0u64, 0u64);
+    // Exact in u128: sizes of an unvalidated stream can sum past u64::MAX,
+    // and a destroy must not subtract from a sum that saturated.
+    let (mut live_bytes, mut peak_live_bytes, mut total_created_bytes) = (0u128, 0u64, 0u64);
     let mut event_count = 0u64;
     let mut created: BufferIndex = 0;
     let mut prev_time: u64 = 0;
@@ -282,12 +302,17 @@ pub fn encode(events: impl IntoIterator<Item = Event>, name: &str) -> Result<Vec
                     expected: created,
                 });
             }
-            created += 1;
+            if size == 0 || size > crate::MAX_CREATE_SIZE {
+                return Err(EncodeError::BadSize { event: n, size });
+            }
+            created = created
+                .checked_add(1)
+                .ok_or(EncodeError::TooManyBuffers { event: n })?;
             put_varint(&mut out, size);
             live_size.push(size);
             total_created_bytes = total_created_bytes.saturating_add(size);
-            live_bytes = live_bytes.saturating_add(size);
-            peak_live_bytes = peak_live_bytes.max(live_bytes);
+            live_bytes += u128::from(size);
+            peak_live_bytes = peak_live_bytes.max(crate::stats::saturate(live_bytes));
         } else {
             if e.buffer >= created {
                 return Err(EncodeError::UnknownBuffer {
@@ -298,7 +323,7 @@ pub fn encode(events: impl IntoIterator<Item = Event>, name: &str) -> Result<Vec
             put_varint(&mut out, (created - 1 - e.buffer) as u64);
             if e.kind == EventKind::Destroy {
                 // A second destroy of one buffer frees nothing more.
-                live_bytes -= core::mem::take(&mut live_size[e.buffer as usize]);
+                live_bytes -= u128::from(core::mem::take(&mut live_size[e.buffer as usize]));
             }
         }
         event_count += 1;
@@ -535,7 +560,8 @@ impl Events<'_> {
         let (buffer, kind) = match kind {
             K_CREATE | K_CREATE_UNMOVEABLE => {
                 let size = get_varint(p, &mut self.pos)?;
-                if size == 0 {
+                // What the text parser refuses is corrupt here too.
+                if size == 0 || size > crate::MAX_CREATE_SIZE {
                     return None;
                 }
                 let index = self.created;

@@ -21,7 +21,7 @@ use std::time::UNIX_EPOCH;
 const MAGIC: [u8; 8] = *b"PBCACHE\0";
 /// Bumped whenever the parser could give other events or warnings for the
 /// same log, or the layout below changes.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 /// magic, version, size, mtime s, mtime ns, xxh3, mode, pad, warning count, warnings length.
 const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 4 + 8 + 1 + 3 + 8 + 8;
 

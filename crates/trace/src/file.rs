@@ -38,15 +38,10 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io { source, .. } => Some(source),
-            Error::Trace(p) => Some(p),
-            Error::Encode(e) => Some(e),
-        }
-    }
-}
+/// No `source()`: the message above already holds the cause's, and a chain
+/// printed in full (anyhow's `{:#}`, as every xtask verb prints errors) would
+/// otherwise say it twice.
+impl std::error::Error for Error {}
 
 impl From<Problem> for Error {
     fn from(p: Problem) -> Self {

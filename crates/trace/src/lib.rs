@@ -39,7 +39,7 @@ pub mod cache;
 mod file;
 
 pub use event::{BufferIndex, Event, EventKind, Madv};
-pub use problem::{Action, Mode, Problem, ProblemKind, Warnings, KEPT_WARNINGS};
+pub use problem::{Action, Mode, Problem, ProblemKind, Warnings, KEPT_WARNINGS, MAX_CREATE_SIZE};
 pub use stats::{KindCounts, Stats, StatsBuilder};
 pub use validate::{StrParser, Validator, MAX_LINE};
 

@@ -160,7 +160,16 @@ fn parse_marked(head: &[u8], tail: &[u8]) -> Result<RawEvent, Malformed> {
             if size == 0 {
                 return Err((ProblemKind::ZeroSize, some_id));
             }
-            let unmoveable = words.next().is_some();
+            if size > crate::MAX_CREATE_SIZE {
+                return Err((ProblemKind::SizeTooLarge, some_id));
+            }
+            // The driver marks only these two unmoveable; any other word is
+            // a line the parser does not understand, not a third kind of buffer.
+            let unmoveable = match words.next() {
+                None => false,
+                Some(b"BIN" | b"FBCON") => true,
+                Some(_) => return Err((ProblemKind::UnknownFlag, some_id)),
+            };
             EventKind::Create { size, unmoveable }
         }
         _ => {
@@ -241,6 +250,13 @@ mod tests {
             ok("[ 0.000000] @@@ madv 12345678 willneed").kind,
             EventKind::Madv(Madv::WillNeed)
         );
+        assert_eq!(
+            ok("[ 0.000000] @@@ create 12345678 4294967295 FBCON").kind,
+            EventKind::Create {
+                size: 4_294_967_295,
+                unmoveable: true
+            }
+        );
         assert_eq!(ok("[ 0.000000] @@@\tuse\t12345678").kind, EventKind::Use);
         assert_eq!(
             ok("[ 0.000000] @@@ add_usecnt 12345678").kind,
@@ -291,6 +307,22 @@ mod tests {
                 ProblemKind::BadSize,
             ),
             ("[ 1.000000] @@@ create 12345678 0", ProblemKind::ZeroSize),
+            (
+                "[ 1.000000] @@@ create 12345678 4294967296",
+                ProblemKind::SizeTooLarge,
+            ),
+            (
+                "[ 1.000000] @@@ create 12345678 18446744073709551615",
+                ProblemKind::SizeTooLarge,
+            ),
+            (
+                "[ 1.000000] @@@ create 12345678 4096 bin",
+                ProblemKind::UnknownFlag,
+            ),
+            (
+                "[ 1.000000] @@@ create 12345678 4096 PINNED",
+                ProblemKind::UnknownFlag,
+            ),
             (
                 "[ 1.000000] @@@ create 12345678 4096 BIN extra",
                 ProblemKind::ExtraToken,

@@ -38,12 +38,19 @@ pub enum ProblemKind {
     BadSize,
     /// A create of zero bytes.
     ZeroSize,
+    /// A create larger than [`MAX_CREATE_SIZE`]: more than a 32-bit VideoCore
+    /// pool could ever hold, so no real log has it (and sums of such sizes
+    /// would overflow the byte counts).
+    SizeTooLarge,
     /// The op, id, size or madv advice is missing.
     MissingField,
     /// More words than the operation takes.
     ExtraToken,
     /// madv advice other than `willneed` or `dontneed`.
     BadMadv,
+    /// A word after a create's size other than `BIN` or `FBCON`, the only
+    /// unmoveable buffers the driver logs.
+    UnknownFlag,
     /// A trace line longer than any real one (kept in part, never parsed).
     LineTooLong,
     /// An event for an id that was never created (or, on a log with more than
@@ -66,15 +73,17 @@ pub enum ProblemKind {
 
 impl ProblemKind {
     /// Every kind, in the order counts are kept and displayed.
-    pub const ALL: [ProblemKind; 16] = [
+    pub const ALL: [ProblemKind; 18] = [
         ProblemKind::BadTimestamp,
         ProblemKind::UnknownOp,
         ProblemKind::BadId,
         ProblemKind::BadSize,
         ProblemKind::ZeroSize,
+        ProblemKind::SizeTooLarge,
         ProblemKind::MissingField,
         ProblemKind::ExtraToken,
         ProblemKind::BadMadv,
+        ProblemKind::UnknownFlag,
         ProblemKind::LineTooLong,
         ProblemKind::UnknownBuffer,
         ProblemKind::AfterDestroy,
@@ -98,9 +107,11 @@ impl ProblemKind {
             ProblemKind::BadId => "bad_id",
             ProblemKind::BadSize => "bad_size",
             ProblemKind::ZeroSize => "zero_size",
+            ProblemKind::SizeTooLarge => "size_too_large",
             ProblemKind::MissingField => "missing_field",
             ProblemKind::ExtraToken => "extra_token",
             ProblemKind::BadMadv => "bad_madv",
+            ProblemKind::UnknownFlag => "unknown_flag",
             ProblemKind::LineTooLong => "line_too_long",
             ProblemKind::UnknownBuffer => "unknown_buffer",
             ProblemKind::AfterDestroy => "after_destroy",
@@ -131,6 +142,12 @@ impl ProblemKind {
         }
     }
 }
+
+/// The largest create size a trace may hold: the vc4 driver's sizes are
+/// `size_t` on a 32-bit ARM kernel, so no VideoCore pool holds a buffer
+/// larger than this. It also keeps every sum of sizes far from `u64::MAX`
+/// (four billion buffers at most, each below 2^32 bytes).
+pub const MAX_CREATE_SIZE: u64 = u32::MAX as u64;
 
 /// Longest line excerpt kept in a [`Problem`], in bytes.
 const MAX_TEXT: usize = 200;
@@ -185,9 +202,17 @@ impl fmt::Display for Problem {
             ProblemKind::BadId => f.write_str("malformed line: buffer id is not 8 to 16 hex digits"),
             ProblemKind::BadSize => f.write_str("malformed line: create size is not a decimal byte count"),
             ProblemKind::ZeroSize => write!(f, "malformed line: create of buffer {id} with size 0"),
+            ProblemKind::SizeTooLarge => write!(
+                f,
+                "malformed line: create of buffer {id} larger than {MAX_CREATE_SIZE} bytes, more than a 32-bit VideoCore pool can hold"
+            ),
             ProblemKind::MissingField => f.write_str("malformed line: missing field"),
             ProblemKind::ExtraToken => f.write_str("malformed line: unexpected extra words"),
             ProblemKind::BadMadv => f.write_str("malformed line: madv advice must be `willneed` or `dontneed`"),
+            ProblemKind::UnknownFlag => write!(
+                f,
+                "malformed line: create of buffer {id} flagged with something other than BIN or FBCON"
+            ),
             ProblemKind::LineTooLong => {
                 write!(f, "malformed line: trace line longer than {} bytes", crate::validate::MAX_LINE)
             }

@@ -99,7 +99,10 @@ impl Stats {
 #[derive(Clone)]
 pub struct StatsBuilder {
     stats: Stats,
-    live_bytes: u64,
+    /// Exact even for an unvalidated stream of huge sizes (a validated one
+    /// stays below 2^64: at most 2^32 buffers below 2^32 bytes each), so a
+    /// destroy never subtracts from a sum that saturated.
+    live_bytes: u128,
     /// Size of every live buffer, by index, for live bytes on destroy.
     live: IdMap<u64>,
     sizes: BTreeMap<u64, u64>,
@@ -140,15 +143,15 @@ impl StatsBuilder {
                 *self.sizes.entry(size).or_insert(0) += 1;
                 if let Some(old) = self.live.insert(event.buffer as u64, size) {
                     // A repeated index: an unvalidated stream. Replace, don't double count.
-                    self.live_bytes -= old;
+                    self.live_bytes -= u128::from(old);
                 }
-                self.live_bytes = self.live_bytes.saturating_add(size);
-                s.peak_live_bytes = s.peak_live_bytes.max(self.live_bytes);
+                self.live_bytes += u128::from(size);
+                s.peak_live_bytes = s.peak_live_bytes.max(saturate(self.live_bytes));
             }
             EventKind::Destroy => {
                 k.destroy += 1;
                 if let Some(size) = self.live.remove(event.buffer as u64) {
-                    self.live_bytes -= size;
+                    self.live_bytes -= u128::from(size);
                 }
             }
             EventKind::Use => k.use_ += 1,
@@ -163,17 +166,17 @@ impl StatsBuilder {
     pub fn finish(&self) -> Stats {
         let mut s = self.stats.clone();
         s.live_buffers_at_end = self.live.len() as u64;
-        s.live_bytes_at_end = self.live_bytes;
+        s.live_bytes_at_end = saturate(self.live_bytes);
         s.distinct_sizes = self.sizes.len() as u64;
         s.size_min = self.sizes.keys().next().copied().unwrap_or(0);
         s.size_max = self.sizes.keys().next_back().copied().unwrap_or(0);
-        let creates: u64 = self.sizes.values().sum();
+        let creates: u64 = self.sizes.values().fold(0, |a, &n| a.saturating_add(n));
         if creates > 0 {
             // The lower median: the size at sorted position (n - 1) / 2.
             let target = (creates - 1) / 2;
             let mut seen = 0;
             for (&size, &n) in &self.sizes {
-                seen += n;
+                seen = u64::saturating_add(seen, n);
                 if seen > target {
                     s.size_median = size;
                     break;
@@ -181,5 +184,54 @@ impl StatsBuilder {
             }
         }
         s
+    }
+}
+
+/// A byte sum as reported: exact up to `u64::MAX`, pinned there above.
+pub(crate) fn saturate(bytes: u128) -> u64 {
+    u64::try_from(bytes).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(buffer: u32, size: u64) -> Event {
+        Event {
+            time_us: 0,
+            buffer,
+            kind: EventKind::Create {
+                size,
+                unmoveable: false,
+            },
+        }
+    }
+
+    fn destroy(buffer: u32) -> Event {
+        Event {
+            time_us: 0,
+            buffer,
+            kind: EventKind::Destroy,
+        }
+    }
+
+    /// An unvalidated stream (a binary trace made by hand) can sum past
+    /// `u64::MAX`: figures saturate, and destroys after that stay exact.
+    #[test]
+    fn sizes_summing_past_u64_max_saturate_and_never_underflow() {
+        let s = Stats::of([
+            create(0, u64::MAX),
+            create(1, 1),
+            destroy(0),
+            create(2, 5),
+            destroy(1),
+        ]);
+        assert_eq!(s.peak_live_bytes, u64::MAX);
+        assert_eq!(s.total_created_bytes, u64::MAX);
+        assert_eq!(s.live_bytes_at_end, 5);
+        assert_eq!(s.live_buffers_at_end, 1);
+        // A repeated index replaces the old size instead of adding to it.
+        let s = Stats::of([create(0, u64::MAX), create(0, 7)]);
+        assert_eq!(s.live_bytes_at_end, 7);
     }
 }

@@ -11,7 +11,7 @@ fn valid_events() -> impl Strategy<Value = Vec<Event>> {
         0u8..8,
         any::<prop::sample::Index>(),
         0u64..5_000_000,
-        1u64..(1 << 34),
+        1u64..=trace::MAX_CREATE_SIZE,
         -3i64..1_000_000,
     );
     proptest::collection::vec(step, 0..300).prop_map(|steps| {
@@ -291,4 +291,28 @@ fn empty_trace_round_trips() {
         (0, 0, "")
     );
     assert_eq!(trace.events().next(), None);
+}
+
+/// The encoder refuses what the decoder would call corrupt, so a compiled
+/// trace always decodes.
+#[test]
+fn sizes_above_a_32_bit_pool_do_not_encode() {
+    let create = |size| Event {
+        time_us: 0,
+        buffer: 0,
+        kind: trace::EventKind::Create {
+            size,
+            unmoveable: false,
+        },
+    };
+    let err = binary::encode([create(trace::MAX_CREATE_SIZE + 1)], "t").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "event 0: create of 4294967296 bytes (sizes are 1 to 4294967295 bytes)"
+    );
+    let bytes = binary::encode([create(trace::MAX_CREATE_SIZE)], "t").unwrap();
+    assert_eq!(
+        BinaryTrace::parse(&bytes).unwrap().peak_live_bytes(),
+        trace::MAX_CREATE_SIZE
+    );
 }

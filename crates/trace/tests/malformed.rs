@@ -73,6 +73,14 @@ fn each_problem_kind_in_both_modes() {
             ProblemKind::BadMadv,
         ),
         (
+            "[    1.500000] @@@ create cccccccc 4294967296",
+            ProblemKind::SizeTooLarge,
+        ),
+        (
+            "[    1.500000] @@@ create cccccccc 4096 SCANOUT",
+            ProblemKind::UnknownFlag,
+        ),
+        (
             "[    1.500000] @@@ use cccccccc",
             ProblemKind::UnknownBuffer,
         ),
@@ -351,4 +359,30 @@ proptest! {
             }
         }
     }
+}
+
+/// Sizes that would sum past u64::MAX never reach the statistics: each is a
+/// line-numbered problem, and the counts of what remains are exact.
+#[test]
+fn sizes_past_a_32_bit_pool_are_problems_and_sums_never_overflow() {
+    let text = "[ 1.000000] @@@ create 11111111 18446744073709551615\n\
+                [ 1.000001] @@@ create 22222222 1\n\
+                [ 1.000002] @@@ destroy 11111111\n\
+                [ 1.000003] @@@ destroy 22222222\n\
+                [ 1.000004] @@@ create 33333333 4294967295\n";
+    let err = strict(text).expect_err("a size above 2^32 - 1");
+    assert_eq!((err.line, err.kind), (1, ProblemKind::SizeTooLarge));
+    assert!(
+        err.to_string().starts_with(
+            "line 1: malformed line: create of buffer 11111111 larger than 4294967295 bytes"
+        ),
+        "{err}"
+    );
+    let (events, warnings) = lenient(text);
+    assert_eq!(warnings.count(ProblemKind::SizeTooLarge), 1);
+    // The destroy of the skipped create is a problem of its own.
+    assert_eq!(warnings.count(ProblemKind::UnknownBuffer), 1);
+    let stats = trace::Stats::of(events.iter().copied());
+    assert_eq!(stats.peak_live_bytes, 4_294_967_295);
+    assert_eq!(stats.total_created_bytes, 4_294_967_296);
 }
