@@ -5,12 +5,16 @@ use crate::units;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use records::{MoverKind, Policy, Record};
 use std::io::{IsTerminal, Write};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Feed every record to [`Progress::on_record`]; call [`Progress::finish`] at the end.
 pub struct Progress {
     out: Output,
     runs: Vec<RunProgress>,
+    /// How many runs the whole replay makes, when the caller knows
+    /// ([`Progress::expect`]): the ETA then covers every run, not only the
+    /// current one.
+    expected_runs: Option<usize>,
 }
 
 enum Output {
@@ -28,6 +32,29 @@ struct RunProgress {
     quarters: u64,
     bar: Option<ProgressBar>,
     finished: bool,
+    /// Wall time from start to end, once finished.
+    took: Option<Duration>,
+}
+
+impl RunProgress {
+    /// This run's remaining time at its rate so far; None before any progress.
+    fn remaining(&self) -> Option<Duration> {
+        if self.done == 0 || self.events == 0 {
+            return None;
+        }
+        let left = self.events.saturating_sub(self.done) as f64 / self.done as f64;
+        Duration::try_from_secs_f64(self.started.elapsed().as_secs_f64() * left).ok()
+    }
+}
+
+/// A duration for an ETA: `42 s`, `3 min 5 s`, `2 h 10 min`.
+pub fn eta_text(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, s / 60 % 60),
+    }
 }
 
 fn label(run: u16, policy: Policy, mover: MoverKind) -> String {
@@ -47,6 +74,7 @@ impl Progress {
             Self {
                 out: Output::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
                 runs: Vec::new(),
+                expected_runs: None,
             }
         } else {
             Self::plain(Box::new(std::io::stderr()))
@@ -58,7 +86,41 @@ impl Progress {
         Self {
             out: Output::Plain(out),
             runs: Vec::new(),
+            expected_runs: None,
         }
+    }
+
+    /// Says how many runs the replay makes and how long it should take in
+    /// all (a prediction made before it started).
+    pub fn expect(&mut self, runs: usize, estimate: Duration) {
+        self.expected_runs = Some(runs);
+        self.line(&format!(
+            "expecting {runs} runs, about {} in all",
+            eta_text(estimate)
+        ));
+    }
+
+    /// Time left for every run: the current run's remaining time, plus the
+    /// runs not started at the mean time of the runs so far (the current
+    /// one projected to its end). None until the current run has progressed
+    /// or when the number of runs is unknown.
+    pub fn eta(&self) -> Option<Duration> {
+        let expected = self.expected_runs?;
+        let current = self.runs.iter().rev().find(|r| !r.finished);
+        let current_left = match current {
+            Some(r) => r.remaining()?,
+            None => Duration::ZERO,
+        };
+        let mut spans: Vec<Duration> = self.runs.iter().filter_map(|r| r.took).collect();
+        if let Some(r) = current {
+            spans.push(r.started.elapsed() + current_left);
+        }
+        if spans.is_empty() {
+            return None;
+        }
+        let mean = spans.iter().sum::<Duration>() / spans.len() as u32;
+        let not_started = expected.saturating_sub(self.runs.len()) as u32;
+        Some(current_left + mean.saturating_mul(not_started))
     }
 
     fn line(&mut self, text: &str) {
@@ -134,6 +196,7 @@ impl Progress {
                     quarters: 0,
                     bar,
                     finished: false,
+                    took: None,
                 });
             }
             Record::Progress { run, events_done } => self.advance(*run, *events_done),
@@ -143,6 +206,7 @@ impl Progress {
                     return;
                 };
                 r.finished = true;
+                r.took = Some(r.started.elapsed());
                 let summary = format!(
                     "{}: done, {} events, {} moves, replay {}",
                     r.label,
@@ -168,10 +232,23 @@ impl Progress {
             return;
         };
         r.done = done;
-        if let Some(bar) = &r.bar {
-            bar.set_position(done);
+        if r.bar.is_some() {
+            let all = self.eta().map(|d| format!("all runs ETA {}", eta_text(d)));
+            let Some(r) = self.runs.iter_mut().rev().find(|r| r.run == run) else {
+                return;
+            };
+            if let Some(bar) = &r.bar {
+                bar.set_position(done);
+                if let Some(all) = all {
+                    bar.set_message(all);
+                }
+            }
             return;
         }
+        let all = self.eta();
+        let Some(r) = self.runs.iter_mut().rev().find(|r| r.run == run) else {
+            return;
+        };
         if r.events == 0 {
             return;
         }
@@ -179,14 +256,21 @@ impl Progress {
         if quarter > r.quarters && quarter < 4 {
             r.quarters = quarter;
             let secs = r.started.elapsed().as_secs_f64();
-            let text = format!(
-                "{}: {}% ({}/{} events, {})",
+            let mut text = format!(
+                "{}: {}% ({}/{} events, {}",
                 r.label,
                 quarter * 25,
                 units::count(done),
                 units::count(r.events),
                 units::rate(if secs > 0.0 { done as f64 / secs } else { 0.0 })
             );
+            if let Some(left) = r.remaining() {
+                text.push_str(&format!(", run ETA {}", eta_text(left)));
+            }
+            if let Some(all) = all {
+                text.push_str(&format!(", all runs ETA {}", eta_text(all)));
+            }
+            text.push(')');
             self.line(&text);
         }
     }
@@ -219,7 +303,7 @@ impl Progress {
 
 fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template(
-        "{prefix:<28} [{bar:36.cyan/blue}] {pos:>9}/{len:9} events {rate:>14} {msg}",
+        "{prefix:<28} [{bar:36.cyan/blue}] {pos:>9}/{len:9} events {rate:>14} ETA {eta} {msg}",
     )
     .expect("the progress template is valid")
     .with_key(
@@ -229,4 +313,62 @@ fn bar_style() -> ProgressStyle {
         },
     )
     .progress_chars("=> ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn start(run: u16) -> Record {
+        Record::RunStart {
+            run,
+            policy: Policy::FirstFit,
+            mover: MoverKind::Cpu,
+            pool_bytes: 16 << 20,
+            events: 1000,
+        }
+    }
+
+    #[test]
+    fn the_eta_covers_every_expected_run() {
+        let out = Shared::default();
+        let mut progress = Progress::plain(Box::new(out.clone()));
+        progress.on_record(&start(0));
+        progress.on_record(&Record::Progress {
+            run: 0,
+            events_done: 300,
+        });
+        // Without the number of runs there is no ETA for all of them.
+        assert_eq!(progress.eta(), None);
+        progress.expect(4, Duration::from_secs(150));
+        std::thread::sleep(Duration::from_millis(20));
+        progress.on_record(&Record::Progress {
+            run: 0,
+            events_done: 500,
+        });
+        // Half of run 0 took >= 20 ms: its other half and three more runs
+        // of about 40 ms each are left.
+        let eta = progress.eta().unwrap();
+        assert!(eta >= Duration::from_millis(20 + 3 * 40), "{eta:?}");
+        assert!(eta < Duration::from_secs(5), "{eta:?}");
+        progress.finish();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("expecting 4 runs, about 2 min 30 s in all"), "{text}");
+        assert!(text.contains("run 0 first-fit/cpu: 50% (500/1 000 events"), "{text}");
+        assert!(text.contains(", run ETA 0 s, all runs ETA 0 s)"), "{text}");
+        assert_eq!(eta_text(Duration::from_secs(7300)), "2 h 1 min");
+    }
 }
