@@ -188,16 +188,12 @@ extern "C" fn on_sigint(_: libc::c_int) {
         // The QEMU loop sees the flag, kills QEMU and writes the partial report.
         return;
     }
-    // No run to end cleanly, or a second Ctrl-C: end now, children first.
-    // SAFETY: the pid list is read without allocating; kill and _exit are
-    // async-signal-safe.
-    if let Ok(pids) = CHILDREN.try_lock() {
-        for &pid in pids.iter() {
-            unsafe {
-                libc::kill(pid as libc::pid_t, libc::SIGKILL);
-            }
-        }
-    }
+    // No run to end cleanly, or a second Ctrl-C: end now, children first
+    // (kill_children only reads the pid list under a try_lock and calls
+    // kill(2): nothing that allocates or blocks).
+    kill_children();
+    // SAFETY: _exit(2) is async-signal-safe and ends the process at once,
+    // as the default SIGINT action would (130: killed by SIGINT).
     unsafe { libc::_exit(130) };
 }
 
@@ -348,7 +344,10 @@ pub fn run(run: &QemuRun, on_bytes: &mut dyn FnMut(&[u8]) -> bool) -> Result<Out
     let ending = match stopped {
         Some(ending) => ending,
         None if interrupted() => Ending::Interrupted,
-        None => match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+        None => match (
+            status.code(),
+            std::os::unix::process::ExitStatusExt::signal(&status),
+        ) {
             (Some(code), _) => Ending::Exited(code),
             (None, Some(signal)) => Ending::Died(format!("signal {signal}")),
             (None, None) => Ending::Died(format!("{status}")),
@@ -454,8 +453,7 @@ impl PtyBoard {
         // or stderr depending on the version: read both.
         let (tx, rx) = mpsc::channel::<String>();
         for stream in [
-            Box::new(child.child().stdout.take().context("QEMU's stdout")?)
-                as Box<dyn Read + Send>,
+            Box::new(child.child().stdout.take().context("QEMU's stdout")?) as Box<dyn Read + Send>,
             Box::new(child.child().stderr.take().context("QEMU's stderr")?),
         ] {
             let tx = tx.clone();

@@ -130,10 +130,14 @@ pub fn boot_and_collect_with(
         match event {
             Decoded::Log(line) => session.log.push(line),
             Decoded::Record(record) => {
+                // The runner repeats Ready while it waits for a trace that
+                // cannot come over `-serial stdio`: waiting, not progress.
+                let progress = !matches!(*record, records::Record::Ready { .. });
                 if let Err(e) = session.collector.push((*record).clone()) {
                     eprintln!("warning: {e}");
                 }
                 session.records.push(*record);
+                return progress;
             }
             Decoded::Malformed(text) => {
                 eprintln!("warning: {text}");

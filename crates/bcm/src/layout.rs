@@ -302,7 +302,8 @@ mod tests {
         assert!(plan(ARM, COHERENT, pool).is_ok());
         let need = heap_needed(100 * MIB as u64);
         assert_eq!(need, 104 * MIB);
-        let Err(LayoutError::HeapTooSmall { heap, min }) = plan_with_heap(ARM, COHERENT, pool, need)
+        let Err(LayoutError::HeapTooSmall { heap, min }) =
+            plan_with_heap(ARM, COHERENT, pool, need)
         else {
             panic!("a 950 MiB pool leaves no room for 100 MiB of overflow");
         };

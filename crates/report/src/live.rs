@@ -366,8 +366,14 @@ mod tests {
         assert!(eta < Duration::from_secs(5), "{eta:?}");
         progress.finish();
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        assert!(text.contains("expecting 4 runs, about 2 min 30 s in all"), "{text}");
-        assert!(text.contains("run 0 first-fit/cpu: 50% (500/1 000 events"), "{text}");
+        assert!(
+            text.contains("expecting 4 runs, about 2 min 30 s in all"),
+            "{text}"
+        );
+        assert!(
+            text.contains("run 0 first-fit/cpu: 50% (500/1 000 events"),
+            "{text}"
+        );
         assert!(text.contains(", run ETA 0 s, all runs ETA 0 s)"), "{text}");
         assert_eq!(eta_text(Duration::from_secs(7300)), "2 h 1 min");
     }

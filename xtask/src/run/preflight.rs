@@ -195,7 +195,10 @@ fn simulate(trace: &trace::binary::BinaryTrace<'_>, pool_bytes: u64) -> Result<V
         .zip(outcomes)
         .map(|(config, outcome)| {
             let result = outcome.map_err(|e| {
-                anyhow::anyhow!("the simulator cannot replay the trace ({}): {e}", config.policy)
+                anyhow::anyhow!(
+                    "the simulator cannot replay the trace ({}): {e}",
+                    config.policy
+                )
             })?;
             Ok(PolicyWork {
                 policy: config.policy,
@@ -220,56 +223,56 @@ pub fn coherent_range(elf: &[u8]) -> Result<Range<usize>> {
 
 /// The largest peak overflow over `work`.
 fn peak_overflow(work: &[PolicyWork]) -> u64 {
-    work.iter().map(|p| p.peak_overflow_bytes).max().unwrap_or(0)
+    work.iter()
+        .map(|p| p.peak_overflow_bytes)
+        .max()
+        .unwrap_or(0)
 }
 
-/// Whether a pool of `pool_bytes` leaves a heap for the overflow the
-/// simulator predicts with that pool.
-fn fits(
-    trace: &trace::binary::BinaryTrace<'_>,
-    coherent: &Range<usize>,
-    pool_bytes: u64,
-) -> Result<bool> {
-    let work = simulate(trace, pool_bytes)?;
-    let need = layout::heap_needed(peak_overflow(&work));
-    Ok(layout::plan_with_heap(
-        Some(QEMU_ARM_MEMORY),
-        coherent.clone(),
-        pool_bytes as usize,
-        need,
-    )
-    .is_ok())
-}
+/// How many times [`largest_fitting_pool`] re-simulates at most.
+const MAX_DESCENT_STEPS: usize = 32;
 
-/// The largest pool in whole MiB below `below` whose replay's overflow fits
-/// the heap it leaves, found by bisection (a smaller pool leaves more heap
-/// but overflows more, so the answer is re-simulated at every step).
+/// The largest pool below the one asked whose replay's overflow fits the
+/// heap it leaves. A smaller pool leaves more heap but overflows more, so
+/// the answer is found by descent: the largest pool whose heap holds the
+/// overflow seen so far, re-simulated, until its own overflow fits too.
+/// While the overflow does not shrink as the pool shrinks (the usual case),
+/// no pool between a step and the one before it can fit, so the first fit
+/// is the largest.
 fn largest_fitting_pool(
     trace: &trace::binary::BinaryTrace<'_>,
     coherent: &Range<usize>,
-    below: u64,
+    overflow_asked: u64,
 ) -> Result<Option<u64>> {
-    const MIB: u64 = 1 << 20;
-    let (mut lo, mut hi) = (0u64, below.div_ceil(MIB));
-    // Invariant: lo MiB fits (or is 0), hi MiB does not.
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if fits(trace, coherent, mid * MIB)? {
-            lo = mid;
-        } else {
-            hi = mid;
+    let mut overflow = overflow_asked;
+    let mut previous: Option<usize> = None;
+    for _ in 0..MAX_DESCENT_STEPS {
+        let need = layout::heap_needed(overflow);
+        let Some(pool) = layout::largest_pool(Some(QEMU_ARM_MEMORY), coherent.clone(), need) else {
+            return Ok(None);
+        };
+        if previous.is_some_and(|p| pool >= p) {
+            return Ok(None);
         }
+        let work = simulate(trace, pool as u64)?;
+        let peak = peak_overflow(&work);
+        if layout::heap_needed(peak) <= need {
+            return Ok(Some(pool as u64));
+        }
+        overflow = peak;
+        previous = Some(pool);
     }
-    Ok((lo > 0).then_some(lo * MIB))
+    Ok(None)
 }
 
 /// Simulates the trace `build` embeds under every policy and refuses, with
 /// the numbers, a replay whose overflow the backing heap cannot hold (or a
 /// pool that does not fit at all); otherwise returns the predicted work.
 pub fn check(build: &BuildOptions, built: &Built) -> Result<Work> {
-    let source = build.trace.clone().unwrap_or_else(|| {
-        crate::firmware::workspace_root().join(crate::firmware::DEFAULT_TRACE)
-    });
+    let source = build
+        .trace
+        .clone()
+        .unwrap_or_else(|| crate::firmware::workspace_root().join(crate::firmware::DEFAULT_TRACE));
     let cache = crate::sim::cache_dir();
     let compiled = trace::cache::load(&source, trace::Mode::Lenient, Some(&cache))
         .with_context(|| format!("reading {}", source.display()))?;
@@ -294,7 +297,7 @@ pub fn check(build: &BuildOptions, built: &Built) -> Result<Work> {
                 .iter()
                 .map(|p| format!("{} {}", p.policy, crate::size::mib(p.peak_overflow_bytes)))
                 .collect();
-            let largest = largest_fitting_pool(&trace, &coherent, pool_bytes)?;
+            let largest = largest_fitting_pool(&trace, &coherent, peak_overflow(&work))?;
             bail!(
                 "the backing heap cannot hold this replay's overflow: with a {} pool the firmware's heap is {}, \
                  and the simulator's peak overflow is {} ({}) plus {} for the firmware's own allocations ({e}); {}",
@@ -325,7 +328,10 @@ mod tests {
 
     #[test]
     fn limits_scale_with_the_estimate_and_saturate() {
-        assert_eq!(scaled_limit(Duration::from_secs(10)), Duration::from_secs(150));
+        assert_eq!(
+            scaled_limit(Duration::from_secs(10)),
+            Duration::from_secs(150)
+        );
         assert_eq!(scaled_limit(Duration::MAX), Duration::MAX);
         assert_eq!(seconds(Duration::from_secs(95)), "95 s");
         assert_eq!(seconds(Duration::from_secs(4000)), "66 min 40 s");
@@ -352,7 +358,10 @@ mod tests {
         assert_eq!(work(0).runs(), 2);
         // A run that stays silent for minutes between write-outs gets a
         // watchdog to match; a short one keeps the default.
-        assert_eq!(work(0).watchdog(), Duration::from_secs(crate::qemu::DEFAULT_WATCHDOG_SECS));
+        assert_eq!(
+            work(0).watchdog(),
+            Duration::from_secs(crate::qemu::DEFAULT_WATCHDOG_SECS)
+        );
         let long = work(100 << 30);
         let silence = long.longest_run().as_secs_f64() / 10.0;
         assert!((long.watchdog().as_secs_f64() - 3.0 * silence).abs() < 1e-3);
