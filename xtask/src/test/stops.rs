@@ -13,8 +13,10 @@
 //!   default trace to the end (no overflow panic).
 //! - `run-heap-too-small`: a replay whose overflow the heap cannot hold is
 //!   refused before the boot, with the numbers and the largest pool that
-//!   fits. It rebuilds the firmware with its own trace, so it runs last and
-//!   the default firmware is rebuilt after it.
+//!   fits; and a firmware booted without that check refuses 1 GiB live with
+//!   the numbers (exit 90) instead of panicking in its first run. It
+//!   rebuilds the firmware with its own traces, so it runs last and the
+//!   default firmware is rebuilt after it.
 
 use crate::firmware::{self, BuildOptions, Built};
 use crate::qemu::{ChildGuard, FirmwareCommand, Limits};
@@ -291,13 +293,14 @@ pub fn huge_timeout(_built: &Built, timeout: Duration) -> Result<String> {
     Ok("--timeout u64::MAX: all 8 runs, exit 0".into())
 }
 
-/// The synthetic trace of `run-heap-too-small`: seven 128 MiB buffers
-/// (896 MiB live). A 890 MiB pool holds six; the seventh overflows 128 MiB
-/// into a heap of 66 MiB.
-fn big_trace(dir: &Path) -> Result<PathBuf> {
-    let path = dir.join("seven-128mib.log");
+/// A synthetic trace of `buffers` 128 MiB buffers, all live at once. With
+/// seven (896 MiB live) a 890 MiB pool holds six; the seventh overflows
+/// 128 MiB into a heap of 66 MiB. With eight (1 GiB) more than the pool
+/// and the heap together is live: the firmware itself can tell.
+fn big_trace(dir: &Path, buffers: u32) -> Result<PathBuf> {
+    let path = dir.join(format!("{buffers}x128mib.log"));
     let mut text = String::new();
-    for i in 0..7u32 {
+    for i in 0..buffers {
         text.push_str(&format!(
             "[{:5}.000000] @@@ create {:08x} {}\n",
             i + 1,
@@ -319,7 +322,7 @@ fn big_trace(dir: &Path) -> Result<PathBuf> {
 /// `run-heap-too-small`: refused before the boot, with the numbers.
 pub fn heap_too_small(_built: &Built, timeout: Duration) -> Result<String> {
     let scratch = Scratch::new("heap")?;
-    let trace = big_trace(&scratch.0)?;
+    let trace = big_trace(&scratch.0, 7)?;
     let out = scratch.0.join("report");
     let child = xtask_run(&[
         "--trace",
@@ -330,10 +333,13 @@ pub fn heap_too_small(_built: &Built, timeout: Duration) -> Result<String> {
         out.to_str().context("path")?,
     ])?;
     let done = finish(child, timeout);
-    // The child embedded its own trace: the default firmware again, for
+    // The firmware's own check, booted without the host's: 1 GiB live.
+    let firmware_check = firmware_refuses(&scratch.0, timeout);
+    // Both embedded their own trace: the default firmware again, for
     // whatever runs next from target/.
     let restored = firmware::build(&BuildOptions::default());
     let done = done?;
+    let firmware_check = firmware_check?;
     restored.context("rebuilding the default firmware")?;
     ensure!(
         done.code == Some(1),
@@ -352,5 +358,36 @@ pub fn heap_too_small(_built: &Built, timeout: Duration) -> Result<String> {
         !done.stderr.contains("booting") && !out.exists(),
         "QEMU booted or a report was written"
     );
-    Ok("890 MiB pool for 128 MiB of overflow refused; 824 MiB offered".into())
+    Ok(format!(
+        "890 MiB pool for 128 MiB of overflow refused; 824 MiB offered; {firmware_check}"
+    ))
+}
+
+/// Boots a firmware embedding 1 GiB live with a 890 MiB pool directly (no
+/// pre-boot check): it must refuse with the numbers and exit code 90, not
+/// panic in the first run.
+fn firmware_refuses(dir: &Path, timeout: Duration) -> Result<String> {
+    let options = BuildOptions {
+        trace: Some(big_trace(dir, 8)?),
+        pool_size: Some(890 << 20),
+        verify: None,
+    };
+    let built = firmware::build(&options)?;
+    let session = crate::run::boot_and_collect(&built, None, timeout, &mut |_| {})?;
+    ensure!(
+        session.exit_code == protocol::exit_code::TRACE_REFUSED as i32,
+        "the firmware exited with {}, not {}",
+        session.exit_code,
+        protocol::exit_code::TRACE_REFUSED
+    );
+    let said = "the backing heap cannot hold this replay: 1048576 KiB live at the trace's peak, 911360 KiB pool, so at least 137216 KiB overflow plus 4096 KiB for the firmware, and the heap has 67584 KiB; no run is made";
+    ensure!(
+        session.log_contains(said),
+        "the firmware did not say `{said}`"
+    );
+    ensure!(
+        !session.log_contains("panicked") && session.collector.runs.is_empty(),
+        "the firmware started a run or panicked"
+    );
+    Ok("the firmware alone refuses 1 GiB live (exit 90)".into())
 }
