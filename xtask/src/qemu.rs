@@ -381,6 +381,35 @@ mod tests {
         );
         assert!(line.windows(2).any(|w| w == ["-M", "raspi3b"]));
     }
+
+    /// Whether `pid` is a live process (not gone, not a zombie).
+    fn alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+        })
+    }
+
+    #[test]
+    fn a_panic_kills_the_guarded_child() {
+        let child = Command::new("sleep").arg("60").spawn().unwrap();
+        let pid = child.id();
+        let guarded = std::panic::catch_unwind(move || {
+            let _guard = ChildGuard::new(child);
+            panic!("a host bug while QEMU runs");
+        });
+        assert!(guarded.is_err());
+        assert!(!alive(pid), "the child outlived the panic");
+        assert!(!CHILDREN.lock().unwrap().contains(&pid));
+    }
+
+    #[test]
+    fn deadlines_saturate() {
+        let far = deadline_in(Duration::from_secs(u64::MAX));
+        assert!(far > Instant::now() + Duration::from_secs(50 * 365 * 24 * 3600));
+        assert_eq!(deadline(Instant::now(), Duration::MAX), None);
+    }
 }
 
 /// QEMU with its first serial port on a pseudo-terminal, as a board on a
