@@ -223,7 +223,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         preflight::seconds(limits.watchdog)
     );
     let mut progress = report::live::Progress::new();
-    progress.expect(work.runs(), estimate);
+    progress.expect(work.run_plan());
     let mut session = boot_and_collect_with(&built, None, limits, &mut |event| match event {
         Decoded::Log(line) => progress.println(&line.to_string()),
         Decoded::Record(record) => progress.on_record(record),

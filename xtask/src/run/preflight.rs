@@ -91,6 +91,23 @@ impl Work {
         default.max(silence.saturating_mul(3))
     }
 
+    /// Predicted QEMU time of each run, in the firmware's order: every
+    /// policy with the DMA mover, then the CPU mover.
+    pub fn run_plan(&self) -> Vec<Duration> {
+        let per_event = self.events as f64 * measured::NS_PER_EVENT * 1e-9;
+        let secs = |s: f64| Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX);
+        self.policies
+            .iter()
+            .flat_map(|p| {
+                let bytes = p.bytes_moved as f64;
+                [
+                    secs(per_event + bytes / measured::DMA_BYTES_PER_S),
+                    secs(per_event + bytes / measured::CPU_BYTES_PER_S),
+                ]
+            })
+            .collect()
+    }
+
     /// Predicted QEMU time of the whole replay.
     pub fn qemu_estimate(&self) -> Duration {
         let per_event = self.events as f64 * measured::NS_PER_EVENT * 1e-9;
@@ -356,6 +373,10 @@ mod tests {
             * (1.0 / measured::DMA_BYTES_PER_S + 1.0 / measured::CPU_BYTES_PER_S);
         assert!((large.as_secs_f64() - small.as_secs_f64() - copy).abs() < 1e-6);
         assert_eq!(work(0).runs(), 2);
+        let plan = work(1 << 30).run_plan();
+        assert_eq!(plan.len(), 2);
+        let plan_total: f64 = plan.iter().map(Duration::as_secs_f64).sum();
+        assert!((large.as_secs_f64() - measured::BOOT_S - plan_total).abs() < 1e-6);
         // A run that stays silent for minutes between write-outs gets a
         // watchdog to match; a short one keeps the default.
         assert_eq!(
