@@ -112,6 +112,9 @@ pub fn replay_all(
     layout: &Layout,
 ) -> u32 {
     announce_trace(trace, pool_bytes);
+    if !heap_can_hold(trace, pool_bytes, layout) {
+        return exit_code::TRACE_REFUSED;
+    }
     let events = trace.event_count();
     let output = Output::new();
     let started = timer::now_ns();
@@ -143,6 +146,29 @@ pub fn replay_all(
         );
     }
     failed
+}
+
+/// Whether the backing heap can hold the overflow every replay of `trace`
+/// in a pool of `pool_bytes` reaches at least: what is live at the trace's
+/// peak beyond the pool. When it cannot, every run would end in the
+/// movers' "backing heap exhausted" panic, so none is started and the log
+/// says why with the numbers (the host's `cargo xtask run` refuses such a
+/// build before booting, from the simulator's exact peak overflow).
+fn heap_can_hold(trace: &BinaryTrace<'_>, pool_bytes: usize, layout: &Layout) -> bool {
+    let least_overflow = trace.peak_live_bytes().saturating_sub(pool_bytes as u64);
+    let needed = bcm::layout::heap_needed(least_overflow);
+    if needed <= layout.heap.len() {
+        return true;
+    }
+    defmt::error!(
+        "the backing heap cannot hold this replay: {=u64} KiB live at the trace's peak, {=usize} KiB pool, so at least {=u64} KiB overflow plus {=usize} KiB for the firmware, and the heap has {=usize} KiB; no run is made (rebuild with a smaller --pool-size, or a trace that fits)",
+        trace.peak_live_bytes() >> 10,
+        pool_bytes >> 10,
+        least_overflow >> 10,
+        bcm::layout::MIN_HEAP >> 10,
+        layout.heap.len() >> 10
+    );
+    false
 }
 
 /// The UART isolation mode: first-fit with each mover, once with the UART as

@@ -60,7 +60,7 @@ impl Link {
 
     /// The next decoded event, waiting at most `wait` for one.
     pub fn next_event(&mut self, wait: Duration) -> Result<Option<Decoded>> {
-        let deadline = Instant::now() + wait;
+        let deadline = crate::qemu::deadline_in(wait);
         loop {
             if let Some(event) = self.pending.pop_front() {
                 return Ok(Some(event));
@@ -306,7 +306,7 @@ fn wait_for_ready(
     wait: Duration,
     observe: &mut dyn FnMut(&Decoded),
 ) -> Result<u16> {
-    let deadline = Instant::now() + wait;
+    let deadline = crate::qemu::deadline_in(wait);
     while Instant::now() < deadline {
         match link.next_event(Duration::from_millis(100))? {
             Some(Decoded::Record(record)) => match *record {

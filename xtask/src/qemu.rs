@@ -15,15 +15,60 @@
 use anyhow::{Context, Result};
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The firmware's modes, from the protocol crate the firmware uses too.
 pub use protocol::Command as FirmwareCommand;
 
-/// Default limit for one QEMU run.
+/// Overall limit for one target-test boot (the tests' `--timeout`); `run`
+/// has no fixed limit, it scales one from the predicted work.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 120;
+
+/// How long the firmware may go without a log line or record before the
+/// run counts as stuck. The firmware sends a Progress record at
+/// least every few hundred events and the longest single move of a real
+/// trace under QEMU takes seconds, so a minute of silence is a hang.
+pub const DEFAULT_WATCHDOG_SECS: u64 = 60;
+
+/// When a run is given up: silence, an overall limit, Ctrl-C.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Stuck after this long without a log line or record from the firmware.
+    pub watchdog: Duration,
+    /// Given up after this long in all; None: no overall limit.
+    pub overall: Option<Duration>,
+}
+
+impl Limits {
+    /// The watchdog's default and an overall limit of `limit` (any
+    /// duration: a limit past what an `Instant` holds means none).
+    pub fn with_overall(limit: Duration) -> Self {
+        Limits {
+            watchdog: Duration::from_secs(DEFAULT_WATCHDOG_SECS),
+            overall: Some(limit),
+        }
+    }
+}
+
+/// `from + after`, or None when that is past what an `Instant` can hold
+/// (`--timeout 18446744073709551615`): no deadline, never a panic.
+pub fn deadline(from: Instant, after: Duration) -> Option<Instant> {
+    from.checked_add(after)
+}
+
+/// The longest wait [`deadline_in`] honours: a century is "never" for a
+/// person and still far inside what an `Instant` holds.
+const LONGEST_WAIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `now + wait`, saturating: any `--timeout`, u64::MAX seconds included,
+/// gives a deadline instead of an overflow panic.
+pub fn deadline_in(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait.min(LONGEST_WAIT)).unwrap_or(now)
+}
 
 /// One QEMU run.
 #[derive(Clone, Debug)]
@@ -31,7 +76,7 @@ pub struct QemuRun {
     pub image: PathBuf,
     /// None: no command word (the firmware's default, replay).
     pub command: Option<FirmwareCommand>,
-    pub timeout: Duration,
+    pub limits: Limits,
 }
 
 /// How a run ended.
@@ -39,8 +84,34 @@ pub struct QemuRun {
 pub enum Ending {
     /// QEMU exited; the code is the guest's semihosting exit code (or QEMU's own on error).
     Exited(i32),
-    /// The timeout hit and QEMU was killed.
-    TimedOut,
+    /// QEMU was ended by a signal it did not send itself (killed, crashed).
+    Died(String),
+    /// The firmware made no progress for `Limits::watchdog`; QEMU was killed.
+    Stalled(Duration),
+    /// The overall limit passed; QEMU was killed.
+    OverLimit(Duration),
+    /// Ctrl-C (SIGINT) reached the host; QEMU was killed.
+    Interrupted,
+}
+
+impl Ending {
+    /// Why a run was stopped before the firmware ended it, in words; None
+    /// when QEMU exited by itself.
+    pub fn stop_reason(&self) -> Option<String> {
+        match self {
+            Ending::Exited(_) => None,
+            Ending::Died(how) => Some(format!("QEMU died ({how})")),
+            Ending::Stalled(silent) => Some(format!(
+                "the watchdog stopped QEMU: no record or log line from the firmware for {} s (--watchdog)",
+                silent.as_secs()
+            )),
+            Ending::OverLimit(limit) => Some(format!(
+                "QEMU was stopped at the overall limit of {} s (--timeout)",
+                limit.as_secs()
+            )),
+            Ending::Interrupted => Some("interrupted (Ctrl-C); QEMU was stopped".into()),
+        }
+    }
 }
 
 /// What happened besides the bytes.
@@ -52,6 +123,105 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// QEMU's own stderr (warnings, errors).
     pub stderr: String,
+}
+
+/// The process ids of every QEMU this process started and has not reaped:
+/// the panic hook and the SIGINT handler kill them, so no QEMU outlives the
+/// host whatever way it ends.
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Set by the SIGINT handler; the QEMU loop polls it.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a QEMU run is waiting on INTERRUPTED; when none is, a Ctrl-C
+/// ends the host at once as it would without the handler.
+static WAITING: AtomicBool = AtomicBool::new(false);
+
+/// A child process that is killed and reaped when this is dropped: on every
+/// return, `?` and unwinding panic. Its pid is in [`CHILDREN`] meanwhile.
+pub struct ChildGuard(Child);
+
+impl ChildGuard {
+    /// Takes charge of `child`, and makes sure the panic hook and the SIGINT
+    /// handler that kill children are installed.
+    pub fn new(child: Child) -> Self {
+        install_handlers();
+        if let Ok(mut pids) = CHILDREN.lock() {
+            pids.push(child.id());
+        }
+        ChildGuard(child)
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let id = self.0.id();
+        if let Ok(mut pids) = CHILDREN.lock() {
+            pids.retain(|&p| p != id);
+        }
+    }
+}
+
+/// SIGKILLs every child still in [`CHILDREN`]. Only `kill(2)` and a
+/// `try_lock` (a panic while the list is locked must not deadlock).
+fn kill_children() {
+    if let Ok(pids) = CHILDREN.try_lock() {
+        for &pid in pids.iter() {
+            // SAFETY: kill(2) with a pid this process spawned and has not
+            // reaped (Drop removes it before the pid can be reused).
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// The SIGINT handler: async-signal-safe work only (atomics, kill, _exit).
+extern "C" fn on_sigint(_: libc::c_int) {
+    if WAITING.load(Ordering::SeqCst) && !INTERRUPTED.swap(true, Ordering::SeqCst) {
+        // The QEMU loop sees the flag, kills QEMU and writes the partial report.
+        return;
+    }
+    // No run to end cleanly, or a second Ctrl-C: end now, children first
+    // (kill_children only reads the pid list under a try_lock and calls
+    // kill(2): nothing that allocates or blocks).
+    kill_children();
+    // SAFETY: _exit(2) is async-signal-safe and ends the process at once,
+    // as the default SIGINT action would (130: killed by SIGINT).
+    unsafe { libc::_exit(130) };
+}
+
+/// Installs, once, the panic hook that kills children before the default
+/// hook reports, and the SIGINT handler.
+fn install_handlers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            kill_children();
+            previous(info);
+        }));
+        // SAFETY: a zeroed sigaction with a handler that does only
+        // async-signal-safe work; installed once.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_sigint as *const () as libc::sighandler_t;
+            libc::sigemptyset(&mut action.sa_mask);
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
+        }
+    });
+}
+
+/// Whether Ctrl-C was pressed during the current QEMU run.
+fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// The full QEMU command line for a run.
@@ -84,20 +254,29 @@ pub fn command_line(run: &QemuRun) -> Vec<String> {
     args
 }
 
-/// Runs QEMU, handing every chunk of serial output to `on_bytes` as it arrives.
-pub fn run(run: &QemuRun, on_bytes: &mut dyn FnMut(&[u8])) -> Result<Outcome> {
+/// How often the loop looks at Ctrl-C and the limits while QEMU is silent.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Runs QEMU, handing every chunk of serial output to `on_bytes` as it
+/// arrives, until QEMU exits, the firmware makes no progress for the
+/// watchdog's time, the overall limit passes or Ctrl-C is pressed.
+/// `on_bytes` returns whether the chunk completed anything (a log line or a
+/// record): only that feeds the watchdog, so line noise is no progress.
+pub fn run(run: &QemuRun, on_bytes: &mut dyn FnMut(&[u8]) -> bool) -> Result<Outcome> {
     let args = command_line(run);
     let start = Instant::now();
-    let mut child = Command::new(crate::setup::QEMU)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {} {}", crate::setup::QEMU, args.join(" ")))?;
+    let mut child = ChildGuard::new(
+        Command::new(crate::setup::QEMU)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {} {}", crate::setup::QEMU, args.join(" ")))?,
+    );
 
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
+    let mut stdout = child.child().stdout.take().context("QEMU's stdout")?;
+    let mut stderr = child.child().stderr.take().context("QEMU's stderr")?;
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
     let reader = std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
@@ -118,42 +297,61 @@ pub fn run(run: &QemuRun, on_bytes: &mut dyn FnMut(&[u8])) -> Result<Outcome> {
         text
     });
 
-    let deadline = start + run.timeout;
+    INTERRUPTED.store(false, Ordering::SeqCst);
+    WAITING.store(true, Ordering::SeqCst);
+    let overall_deadline = run.limits.overall.and_then(|limit| deadline(start, limit));
+    let mut last_output = start;
     let mut first_byte_after = None;
-    let mut timed_out = false;
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            timed_out = true;
-            break;
+    let stopped = loop {
+        if interrupted() {
+            break Some(Ending::Interrupted);
         }
-        match rx.recv_timeout(deadline - now) {
+        let now = Instant::now();
+        if let (Some(at), Some(limit)) = (overall_deadline, run.limits.overall) {
+            if now >= at {
+                break Some(Ending::OverLimit(limit));
+            }
+        }
+        let silent = now.duration_since(last_output);
+        if silent >= run.limits.watchdog {
+            break Some(Ending::Stalled(run.limits.watchdog));
+        }
+        let wait = POLL.min(run.limits.watchdog - silent);
+        match rx.recv_timeout(wait) {
             Ok(chunk) => {
                 first_byte_after.get_or_insert_with(|| start.elapsed());
-                on_bytes(&chunk);
+                if on_bytes(&chunk) {
+                    last_output = Instant::now();
+                }
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                timed_out = true;
-                break;
-            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
             // stdout closed: QEMU is exiting.
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break None,
         }
+    };
+    WAITING.store(false, Ordering::SeqCst);
+    if stopped.is_some() {
+        let _ = child.child().kill();
     }
-    if timed_out {
-        let _ = child.kill();
-    }
-    let status = child.wait().context("waiting for QEMU")?;
+    let status = child.child().wait().context("waiting for QEMU")?;
     let _ = reader.join();
-    // Bytes that arrived between the timeout and the kill.
+    // Bytes that arrived between the stop and the kill.
     while let Ok(chunk) = rx.try_recv() {
-        on_bytes(&chunk);
+        let _ = on_bytes(&chunk);
     }
     let stderr = err_reader.join().unwrap_or_default();
-    let ending = if timed_out {
-        Ending::TimedOut
-    } else {
-        Ending::Exited(status.code().unwrap_or(-1))
+    // A Ctrl-C in a terminal reaches QEMU too, which then exits by itself.
+    let ending = match stopped {
+        Some(ending) => ending,
+        None if interrupted() => Ending::Interrupted,
+        None => match (
+            status.code(),
+            std::os::unix::process::ExitStatusExt::signal(&status),
+        ) {
+            (Some(code), _) => Ending::Exited(code),
+            (None, Some(signal)) => Ending::Died(format!("signal {signal}")),
+            (None, None) => Ending::Died(format!("{status}")),
+        },
     };
     Ok(Outcome {
         ending,
@@ -172,7 +370,7 @@ mod tests {
         let mut run = QemuRun {
             image: "k.img".into(),
             command: None,
-            timeout: Duration::from_secs(1),
+            limits: Limits::with_overall(Duration::from_secs(1)),
         };
         assert!(!command_line(&run).iter().any(|a| a.starts_with("loader")));
         run.command = Some(FirmwareCommand::Panic);
@@ -182,6 +380,35 @@ mod tests {
             "{line:?}"
         );
         assert!(line.windows(2).any(|w| w == ["-M", "raspi3b"]));
+    }
+
+    /// Whether `pid` is a live process (not gone, not a zombie).
+    fn alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+        })
+    }
+
+    #[test]
+    fn a_panic_kills_the_guarded_child() {
+        let child = Command::new("sleep").arg("60").spawn().unwrap();
+        let pid = child.id();
+        let guarded = std::panic::catch_unwind(move || {
+            let _guard = ChildGuard::new(child);
+            panic!("a host bug while QEMU runs");
+        });
+        assert!(guarded.is_err());
+        assert!(!alive(pid), "the child outlived the panic");
+        assert!(!CHILDREN.lock().unwrap().contains(&pid));
+    }
+
+    #[test]
+    fn deadlines_saturate() {
+        let far = deadline_in(Duration::from_secs(u64::MAX));
+        assert!(far > Instant::now() + Duration::from_secs(50 * 365 * 24 * 3600));
+        assert_eq!(deadline(Instant::now(), Duration::MAX), None);
     }
 }
 
@@ -193,7 +420,8 @@ mod tests {
 /// the same pty). No semihosting: like a Pi, it never exits by itself; it
 /// is killed when this is dropped.
 pub struct PtyBoard {
-    child: std::process::Child,
+    /// Killed on drop (the guard does it, and the panic hook on a panic).
+    _child: ChildGuard,
     /// The pty the PL011 is on.
     pub pty: PathBuf,
     monitor: std::os::unix::net::UnixStream,
@@ -241,19 +469,21 @@ impl PtyBoard {
                 command.loader_data_with(argument)
             ),
         ];
-        let mut child = Command::new(crate::setup::QEMU)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {} {}", crate::setup::QEMU, args.join(" ")))?;
+        let mut child = ChildGuard::new(
+            Command::new(crate::setup::QEMU)
+                .args(&args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .with_context(|| format!("starting {} {}", crate::setup::QEMU, args.join(" ")))?,
+        );
         // "char device redirected to /dev/pts/N (label serial0)", on stdout
         // or stderr depending on the version: read both.
         let (tx, rx) = mpsc::channel::<String>();
         for stream in [
-            Box::new(child.stdout.take().expect("piped")) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().expect("piped")),
+            Box::new(child.child().stdout.take().context("QEMU's stdout")?) as Box<dyn Read + Send>,
+            Box::new(child.child().stderr.take().context("QEMU's stderr")?),
         ] {
             let tx = tx.clone();
             std::thread::spawn(move || {
@@ -280,9 +510,8 @@ impl PtyBoard {
                     }
                     said.push(line);
                 }
+                // The guard kills QEMU on the way out.
                 Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
                     anyhow::bail!(
                         "QEMU named no pty within {} s; it said: {}",
                         PTY_WAIT.as_secs(),
@@ -291,12 +520,9 @@ impl PtyBoard {
                 }
             }
         };
-        let monitor = connect_monitor(&socket).inspect_err(|_| {
-            let _ = child.kill();
-            let _ = child.wait();
-        })?;
+        let monitor = connect_monitor(&socket)?;
         Ok(PtyBoard {
-            child,
+            _child: child,
             pty,
             monitor,
             _dir: dir,
@@ -322,13 +548,6 @@ impl PtyBoard {
         self.monitor
             .write_all(format!("{command}\n").as_bytes())
             .with_context(|| format!("sending `{command}` to the QEMU monitor"))
-    }
-}
-
-impl Drop for PtyBoard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

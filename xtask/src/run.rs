@@ -2,20 +2,30 @@
 
 use crate::decode::{Decoded, Decoder, LogLine};
 use crate::firmware::{self, BuildOptions, Built};
-use crate::qemu::{self, Ending, FirmwareCommand, QemuRun};
+use crate::qemu::{self, Ending, FirmwareCommand, Limits, QemuRun};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+
+/// The check against the board's memory and the prediction of QEMU time.
+pub mod preflight;
 
 /// `cargo xtask run` arguments.
 #[derive(clap::Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub build: BuildOptions,
-    /// Give up on QEMU after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = qemu::DEFAULT_TIMEOUT_SECS)]
-    pub timeout: u64,
+    /// Give up after this many seconds in all (default: three times the
+    /// predicted QEMU time plus two minutes; with --board, 120 s per wait).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Stop QEMU when the firmware sends no record or log line for this
+    /// many seconds (it is stuck); the runs finished so far are reported.
+    /// Default: 60 s, or three times the longest silence the simulator
+    /// predicts (a tenth of the longest run) when that is more.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub watchdog: Option<u64>,
     /// Directory for the report (default target/report).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -51,6 +61,9 @@ pub struct Session {
     /// From launch to the first byte on the serial port.
     pub first_byte_after: Option<Duration>,
     pub elapsed: Duration,
+    /// Why the host stopped QEMU before the firmware ended the run
+    /// (watchdog, overall limit, Ctrl-C, QEMU killed); None when it exited.
+    pub stopped: Option<String>,
 }
 
 impl Session {
@@ -62,11 +75,33 @@ impl Session {
 
 /// Boots `built` under QEMU with `command`, decoding as bytes arrive; every
 /// decoded line and record is shown to `observe` as it arrives (the live
-/// view). Fails if QEMU times out.
+/// view). Fails if QEMU had to be stopped (`timeout` is the overall limit,
+/// the watchdog has its default): for the target tests, where a stop is a
+/// failure.
 pub fn boot_and_collect(
     built: &Built,
     command: Option<FirmwareCommand>,
     timeout: Duration,
+    observe: &mut dyn FnMut(&Decoded),
+) -> Result<Session> {
+    let session = boot_and_collect_with(built, command, Limits::with_overall(timeout), observe)?;
+    if let Some(why) = &session.stopped {
+        let last = session
+            .log
+            .last()
+            .map_or("none".to_string(), |l| l.to_string());
+        bail!("{why}; the firmware did not finish (last decoded line: {last})");
+    }
+    Ok(session)
+}
+
+/// As [`boot_and_collect`], but a stop (watchdog, limit, Ctrl-C, QEMU
+/// killed) is no error: the session says why in `stopped` and holds what
+/// arrived before it.
+pub fn boot_and_collect_with(
+    built: &Built,
+    command: Option<FirmwareCommand>,
+    limits: Limits,
     observe: &mut dyn FnMut(&Decoded),
 ) -> Result<Session> {
     crate::setup::ensure_qemu()?;
@@ -83,9 +118,11 @@ pub fn boot_and_collect(
         first_line_after: None,
         first_byte_after: None,
         elapsed: Duration::ZERO,
+        stopped: None,
     };
     let start = std::time::Instant::now();
-    let mut on_event = |event: Decoded, session: &mut Session| {
+    // Returns whether the event is progress (a line or a record) for the watchdog.
+    let mut on_event = |event: Decoded, session: &mut Session| -> bool {
         if session.first_line_after.is_none() {
             session.first_line_after = Some(start.elapsed());
         }
@@ -93,67 +130,75 @@ pub fn boot_and_collect(
         match event {
             Decoded::Log(line) => session.log.push(line),
             Decoded::Record(record) => {
+                // The runner repeats Ready while it waits for a trace that
+                // cannot come over `-serial stdio`: waiting, not progress.
+                let progress = !matches!(*record, records::Record::Ready { .. });
                 if let Err(e) = session.collector.push((*record).clone()) {
                     eprintln!("warning: {e}");
                 }
                 session.records.push(*record);
+                return progress;
             }
             Decoded::Malformed(text) => {
                 eprintln!("warning: {text}");
                 session.malformed.push(text);
+                return false;
             }
         }
+        true
     };
     let run = QemuRun {
         image: built.image.clone(),
         command,
-        timeout,
+        limits,
     };
     let outcome = qemu::run(&run, &mut |bytes| {
-        decoder.feed(bytes, &mut |e| on_event(e, &mut session))
+        let mut progressed = false;
+        decoder.feed(bytes, &mut |e| progressed |= on_event(e, &mut session));
+        progressed
     })?;
-    decoder.finish(&mut |e| on_event(e, &mut session));
+    decoder.finish(&mut |e| {
+        on_event(e, &mut session);
+    });
     session.elapsed = outcome.elapsed;
     session.first_byte_after = outcome.first_byte_after;
-    match outcome.ending {
-        Ending::TimedOut => {
-            let last = session
-                .log
-                .last()
-                .map_or("none".to_string(), |l| l.to_string());
-            if !outcome.stderr.trim().is_empty() {
-                eprintln!("QEMU said:\n{}", outcome.stderr.trim_end());
-            }
+    if let Some(why) = outcome.ending.stop_reason() {
+        if !outcome.stderr.trim().is_empty() {
+            eprintln!("QEMU said:\n{}", outcome.stderr.trim_end());
+        }
+        session.stopped = Some(why);
+        return Ok(session);
+    }
+    if let Ending::Exited(code) = outcome.ending {
+        session.exit_code = code;
+        // QEMU's own failures (bad arguments, missing image) print to stderr.
+        if session.log.is_empty() && session.records.is_empty() {
             bail!(
-                "QEMU timed out after {} s; the firmware did not finish (last decoded line: {last})",
-                timeout.as_secs()
+                "QEMU exited with code {code} before the firmware said anything{}",
+                if outcome.stderr.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(":\n{}", outcome.stderr.trim_end())
+                }
             );
         }
-        Ending::Exited(code) => {
-            session.exit_code = code;
-            // QEMU's own failures (bad arguments, missing image) print to stderr.
-            if session.log.is_empty() && session.records.is_empty() {
-                bail!(
-                    "QEMU exited with code {code} before the firmware said anything{}",
-                    if outcome.stderr.trim().is_empty() {
-                        String::new()
-                    } else {
-                        format!(":\n{}", outcome.stderr.trim_end())
-                    }
+        if let Some(finished) = session.collector.exit_code {
+            if finished as i32 & 0xff != code {
+                eprintln!(
+                    "warning: the firmware reported exit code {finished} but QEMU exited with {code}"
                 );
-            }
-            if let Some(finished) = session.collector.exit_code {
-                if finished as i32 & 0xff != code {
-                    eprintln!("warning: the firmware reported exit code {finished} but QEMU exited with {code}");
-                }
             }
         }
     }
     Ok(session)
 }
 
-/// `cargo xtask run`: build, boot, show the log and progress live, then the
-/// table, and write the report directory.
+/// `cargo xtask run`: build, check that the replay fits the board's memory
+/// and predict its time, boot, show the log and progress live, then the
+/// table, and write the report directory. A run stopped before the firmware
+/// ended it (watchdog, limit, Ctrl-C, a firmware fault, QEMU dying) still
+/// writes the report of every run that finished, marked incomplete, and
+/// exits non-zero.
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     // Before the build and the replay, so neither ends in an error about where to write.
     crate::report_out::check_out(&crate::report_out::dir(args.out.clone()))?;
@@ -162,17 +207,30 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
     crate::setup::ensure_tools()?;
     let built = firmware::build(&args.build)?;
+    let work = preflight::check(&args.build, &built)?;
+    let estimate = work.qemu_estimate();
+    println!("{}", work.describe(estimate));
+    let limits = Limits {
+        watchdog: args
+            .watchdog
+            .map_or_else(|| work.watchdog(), Duration::from_secs),
+        overall: Some(match args.timeout {
+            Some(secs) => Duration::from_secs(secs),
+            None => preflight::scaled_limit(estimate),
+        }),
+    };
+    println!(
+        "host: overall limit {} (--timeout), watchdog {} without a record (--watchdog)",
+        limits.overall.map_or("none".into(), preflight::seconds),
+        preflight::seconds(limits.watchdog)
+    );
     let mut progress = report::live::Progress::new();
-    let session = boot_and_collect(
-        &built,
-        None,
-        Duration::from_secs(args.timeout),
-        &mut |event| match event {
-            Decoded::Log(line) => progress.println(&line.to_string()),
-            Decoded::Record(record) => progress.on_record(record),
-            Decoded::Malformed(_) => {}
-        },
-    )?;
+    progress.expect(work.run_plan());
+    let mut session = boot_and_collect_with(&built, None, limits, &mut |event| match event {
+        Decoded::Log(line) => progress.println(&line.to_string()),
+        Decoded::Record(record) => progress.on_record(record),
+        Decoded::Malformed(_) => {}
+    })?;
     progress.finish();
     if let (Some(byte), Some(line)) = (session.first_byte_after, session.first_line_after) {
         println!(
@@ -182,14 +240,58 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             session.elapsed.as_secs_f64()
         );
     }
+    let cut_short = why_incomplete(&session);
+    session.collector.incomplete = cut_short.is_some();
     if session.collector.trace.is_some() {
         let out = crate::report_out::dir(args.out);
         crate::report_out::write(&session.collector, &out)?;
     } else if !show_bringup(&session.collector, args.out)? {
         println!("host: the firmware sent no trace record, so there is no report");
     }
+    if let Some(why) = cut_short {
+        let finished = session
+            .collector
+            .runs
+            .iter()
+            .filter(|r| r.result.is_some())
+            .count();
+        eprintln!(
+            "error: the replay did not finish: {why}; the report is marked incomplete and holds the {finished} of {} runs that finished",
+            work.runs()
+        );
+        return Ok(ExitCode::from(if session.stopped.is_some() {
+            STOPPED_EXIT_CODE
+        } else {
+            session.exit_code.clamp(1, 255) as u8
+        }));
+    }
     println!("host: firmware exit code {}", session.exit_code);
     Ok(ExitCode::from(session.exit_code.clamp(0, 255) as u8))
+}
+
+/// `run`'s exit code when the host stopped QEMU (watchdog, limit, Ctrl-C,
+/// QEMU killed): not one the firmware uses (`protocol::exit_code`).
+pub const STOPPED_EXIT_CODE: u8 = 3;
+
+/// Why a session's replay is not whole, if it is not: the host stopped
+/// QEMU, or the firmware ended (a panic, an exception) with a run unfinished
+/// or without its Finished record.
+fn why_incomplete(session: &Session) -> Option<String> {
+    if let Some(why) = &session.stopped {
+        return Some(why.clone());
+    }
+    let unfinished = session.collector.runs.iter().find(|r| r.result.is_none());
+    match (unfinished, session.collector.exit_code) {
+        (Some(run), _) => Some(format!(
+            "the firmware ended with exit code {} during run {} ({}/{}, {} of {} events; see its log above)",
+            session.exit_code, run.run, run.policy, run.mover, run.events_done, run.events
+        )),
+        (None, None) if session.collector.trace.is_some() => Some(format!(
+            "the firmware ended with exit code {} without its Finished record",
+            session.exit_code
+        )),
+        _ => None,
+    }
 }
 
 /// Shows a bring-up stream's table and writes its directory (bringup.json,
@@ -285,7 +387,7 @@ fn run_board(args: &RunArgs, device: &std::path::Path) -> Result<ExitCode> {
         &mut link,
         &args.build,
         crate::board::Fault::None,
-        Duration::from_secs(args.timeout),
+        Duration::from_secs(args.timeout.unwrap_or(qemu::DEFAULT_TIMEOUT_SECS)),
         &mut |event| match event {
             Decoded::Log(line) => progress.println(&line.to_string()),
             Decoded::Record(record) => progress.on_record(record),

@@ -19,8 +19,22 @@ use core::ops::Range;
 /// The MMU's block size, the unit of the layout.
 pub const BLOCK: usize = 2 << 20;
 
-/// The smallest heap worth booting with: overflow buffers live there.
+/// The heap the firmware needs for its own allocations (record buffers,
+/// the movers' tables, the logger), besides overflow buffers: the smallest
+/// heap worth booting with.
 pub const MIN_HEAP: usize = 4 << 20;
+
+/// The heap a replay needs: the largest overflow it reaches (the simulator
+/// knows it before the boot) plus [`MIN_HEAP`] for the firmware's own use.
+/// Saturates: an overflow that large fits no layout anyway.
+pub const fn heap_needed(peak_overflow: u64) -> usize {
+    let overflow = if peak_overflow > usize::MAX as u64 {
+        usize::MAX
+    } else {
+        peak_overflow as usize
+    };
+    overflow.saturating_add(MIN_HEAP)
+}
 
 /// The pool size used when the build names none.
 pub const DEFAULT_POOL_SIZE: usize = 128 << 20;
@@ -73,7 +87,7 @@ impl fmt::Display for LayoutError {
             ),
             LayoutError::HeapTooSmall { heap, min } => write!(
                 f,
-                "the pool leaves only {} KiB of heap (at least {} KiB needed for overflow buffers); rebuild with a smaller --pool-size",
+                "the pool leaves only {} KiB of heap (at least {} KiB needed for overflow buffers and the firmware's own allocations); rebuild with a smaller --pool-size",
                 heap >> 10,
                 min >> 10
             ),
@@ -87,12 +101,26 @@ const fn align_up(value: usize, align: usize) -> usize {
 
 /// Places a pool of `pool_size` bytes and the heap in ARM memory
 /// `(base, size)` (as the mailbox reports it), after the `coherent` section
-/// that ends the image.
+/// that ends the image, with at least [`MIN_HEAP`] of heap (what the
+/// firmware knows at boot; the host checks the replay's own need with
+/// [`plan_with_heap`] before it boots).
 pub fn plan(
     arm_memory: Option<(u32, u32)>,
     coherent: Range<usize>,
     pool_size: usize,
 ) -> Result<Layout, LayoutError> {
+    plan_with_heap(arm_memory, coherent, pool_size, MIN_HEAP)
+}
+
+/// As [`plan`], but the heap must hold `heap_min` bytes (at least
+/// [`MIN_HEAP`]): [`heap_needed`] of a replay's peak overflow.
+pub fn plan_with_heap(
+    arm_memory: Option<(u32, u32)>,
+    coherent: Range<usize>,
+    pool_size: usize,
+    heap_min: usize,
+) -> Result<Layout, LayoutError> {
+    let heap_min = heap_min.max(MIN_HEAP);
     let (base, size) = arm_memory.ok_or(LayoutError::NoArmMemory)?;
     let ram = base as usize..base as usize + size as usize;
     // The image is linked at 0x80000; ARM memory always starts at 0 on a Pi.
@@ -114,10 +142,10 @@ pub fn plan(
     let pool = pool_start..pool_start + pool_size;
     let heap_start = align_up(pool.end, BLOCK);
     let heap = heap_start..usable_end.max(heap_start);
-    if heap.len() < MIN_HEAP {
+    if heap.len() < heap_min {
         return Err(LayoutError::HeapTooSmall {
             heap: heap.len(),
-            min: MIN_HEAP,
+            min: heap_min,
         });
     }
     Ok(Layout {
@@ -126,6 +154,23 @@ pub fn plan(
         coherent,
         ram: ram.start..usable_end,
     })
+}
+
+/// The largest pool (whole 4 KiB pages) that leaves a heap of `heap_min`
+/// bytes in ARM memory `(base, size)`; None when even no pool does.
+pub fn largest_pool(
+    arm_memory: Option<(u32, u32)>,
+    coherent: Range<usize>,
+    heap_min: usize,
+) -> Option<usize> {
+    let (base, size) = arm_memory?;
+    let usable_end = (base as usize + size as usize) / BLOCK * BLOCK;
+    let pool_start = align_up(coherent.end, BLOCK);
+    // The heap starts at the block after the pool, so the pool may end
+    // where the heap's first block starts.
+    let heap_start = usable_end.checked_sub(align_up(heap_min.max(MIN_HEAP), BLOCK))?;
+    let pool = heap_start.checked_sub(pool_start)?;
+    (pool >= 4096).then_some(pool / 4096 * 4096)
 }
 
 /// Why a pool size given at build time is refused.
@@ -247,6 +292,28 @@ mod tests {
             }
         );
         assert!(text.contains("1024 MiB asked, 954 MiB available"), "{text}");
+    }
+
+    #[test]
+    fn the_heap_must_hold_the_replays_overflow() {
+        // A 950 MiB pool leaves the bare minimum: enough to boot, not for a
+        // replay that overflows 100 MiB.
+        let pool = 950 * MIB;
+        assert!(plan(ARM, COHERENT, pool).is_ok());
+        let need = heap_needed(100 * MIB as u64);
+        assert_eq!(need, 104 * MIB);
+        let Err(LayoutError::HeapTooSmall { heap, min }) =
+            plan_with_heap(ARM, COHERENT, pool, need)
+        else {
+            panic!("a 950 MiB pool leaves no room for 100 MiB of overflow");
+        };
+        assert_eq!((heap, min), (0x3c00_0000 - 0x60_0000 - 950 * MIB, need));
+        let largest = largest_pool(ARM, COHERENT, need).unwrap();
+        assert!(plan_with_heap(ARM, COHERENT, largest, need).is_ok());
+        assert!(plan_with_heap(ARM, COHERENT, largest + 4096, need).is_err());
+        assert_eq!(largest, 0x3c00_0000 - 0x60_0000 - 104 * MIB);
+        assert_eq!(largest_pool(ARM, COHERENT, 2048 * MIB), None);
+        assert_eq!(heap_needed(u64::MAX), usize::MAX);
     }
 
     #[test]

@@ -5,12 +5,16 @@ use crate::units;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use records::{MoverKind, Policy, Record};
 use std::io::{IsTerminal, Write};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Feed every record to [`Progress::on_record`]; call [`Progress::finish`] at the end.
 pub struct Progress {
     out: Output,
     runs: Vec<RunProgress>,
+    /// The predicted time of every run the replay makes, in run order,
+    /// when the caller knows ([`Progress::expect`]): the ETA then covers
+    /// every run, not only the current one.
+    plan: Option<Vec<Duration>>,
 }
 
 enum Output {
@@ -28,6 +32,29 @@ struct RunProgress {
     quarters: u64,
     bar: Option<ProgressBar>,
     finished: bool,
+    /// Wall time from start to end, once finished.
+    took: Option<Duration>,
+}
+
+impl RunProgress {
+    /// This run's remaining time at its rate so far; None before any progress.
+    fn remaining(&self) -> Option<Duration> {
+        if self.done == 0 || self.events == 0 {
+            return None;
+        }
+        let left = self.events.saturating_sub(self.done) as f64 / self.done as f64;
+        Duration::try_from_secs_f64(self.started.elapsed().as_secs_f64() * left).ok()
+    }
+}
+
+/// A duration for an ETA: `42 s`, `3 min 5 s`, `2 h 10 min`.
+pub fn eta_text(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, s / 60 % 60),
+    }
 }
 
 fn label(run: u16, policy: Policy, mover: MoverKind) -> String {
@@ -47,6 +74,7 @@ impl Progress {
             Self {
                 out: Output::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
                 runs: Vec::new(),
+                plan: None,
             }
         } else {
             Self::plain(Box::new(std::io::stderr()))
@@ -58,7 +86,64 @@ impl Progress {
         Self {
             out: Output::Plain(out),
             runs: Vec::new(),
+            plan: None,
         }
+    }
+
+    /// Gives the predicted time of each run the replay makes, in order
+    /// (from the simulator's bytes moved, made before the boot).
+    pub fn expect(&mut self, plan: Vec<Duration>) {
+        let total: Duration = plan.iter().sum();
+        self.line(&format!(
+            "expecting {} runs, about {} in all",
+            plan.len(),
+            eta_text(total)
+        ));
+        self.plan = Some(plan);
+    }
+
+    /// Time left for every run. Runs' speed is not even over their events
+    /// (a trace thrashes where its live bytes peak), so the prediction
+    /// leads: each run's predicted time, scaled by how the finished runs
+    /// compared with theirs. The current run gets the larger of its
+    /// scaled prediction less its time so far and its extrapolation from
+    /// the events done. None without a plan, or before any run started.
+    pub fn eta(&self) -> Option<Duration> {
+        let plan = self.plan.as_ref()?;
+        if self.runs.is_empty() {
+            return None;
+        }
+        let (took, predicted) = self
+            .runs
+            .iter()
+            .zip(plan)
+            .filter_map(|(r, p)| r.took.map(|t| (t.as_secs_f64(), p.as_secs_f64())))
+            .fold((0.0, 0.0), |(t, p), (rt, rp)| (t + rt, p + rp));
+        let scale = if predicted > 0.0 {
+            took / predicted
+        } else {
+            1.0
+        };
+        let scaled = |d: &Duration| {
+            Duration::try_from_secs_f64(d.as_secs_f64() * scale).unwrap_or(Duration::MAX)
+        };
+        let current_left = match self
+            .runs
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, r)| !r.finished)
+        {
+            Some((index, r)) => {
+                let by_plan = plan.get(index).map_or(Duration::ZERO, |p| {
+                    scaled(p).saturating_sub(r.started.elapsed())
+                });
+                by_plan.max(r.remaining().unwrap_or(Duration::ZERO))
+            }
+            None => Duration::ZERO,
+        };
+        let not_started: Duration = plan.iter().skip(self.runs.len()).map(scaled).sum();
+        Some(current_left + not_started)
     }
 
     fn line(&mut self, text: &str) {
@@ -134,6 +219,7 @@ impl Progress {
                     quarters: 0,
                     bar,
                     finished: false,
+                    took: None,
                 });
             }
             Record::Progress { run, events_done } => self.advance(*run, *events_done),
@@ -143,6 +229,7 @@ impl Progress {
                     return;
                 };
                 r.finished = true;
+                r.took = Some(r.started.elapsed());
                 let summary = format!(
                     "{}: done, {} events, {} moves, replay {}",
                     r.label,
@@ -168,10 +255,23 @@ impl Progress {
             return;
         };
         r.done = done;
-        if let Some(bar) = &r.bar {
-            bar.set_position(done);
+        if r.bar.is_some() {
+            let all = self.eta().map(|d| format!("all runs ETA {}", eta_text(d)));
+            let Some(r) = self.runs.iter_mut().rev().find(|r| r.run == run) else {
+                return;
+            };
+            if let Some(bar) = &r.bar {
+                bar.set_position(done);
+                if let Some(all) = all {
+                    bar.set_message(all);
+                }
+            }
             return;
         }
+        let all = self.eta();
+        let Some(r) = self.runs.iter_mut().rev().find(|r| r.run == run) else {
+            return;
+        };
         if r.events == 0 {
             return;
         }
@@ -179,14 +279,21 @@ impl Progress {
         if quarter > r.quarters && quarter < 4 {
             r.quarters = quarter;
             let secs = r.started.elapsed().as_secs_f64();
-            let text = format!(
-                "{}: {}% ({}/{} events, {})",
+            let mut text = format!(
+                "{}: {}% ({}/{} events, {}",
                 r.label,
                 quarter * 25,
                 units::count(done),
                 units::count(r.events),
                 units::rate(if secs > 0.0 { done as f64 / secs } else { 0.0 })
             );
+            if let Some(left) = r.remaining() {
+                text.push_str(&format!(", run ETA {}", eta_text(left)));
+            }
+            if let Some(all) = all {
+                text.push_str(&format!(", all runs ETA {}", eta_text(all)));
+            }
+            text.push(')');
             self.line(&text);
         }
     }
@@ -219,7 +326,7 @@ impl Progress {
 
 fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template(
-        "{prefix:<28} [{bar:36.cyan/blue}] {pos:>9}/{len:9} events {rate:>14} {msg}",
+        "{prefix:<28} [{bar:36.cyan/blue}] {pos:>9}/{len:9} events {rate:>14} ETA {eta} {msg}",
     )
     .expect("the progress template is valid")
     .with_key(

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 mod board;
 mod silicon;
+mod stops;
 use silicon::{check_bringup, check_conditions, check_uart_isolation};
 
 /// `cargo xtask test` arguments.
@@ -183,7 +184,15 @@ pub fn run(args: TestArgs) -> Result<ExitCode> {
         ("runner-push", board::runner_push),
         ("listen-reset", board::listen_reset),
     ];
-    for (name, test) in board_tests {
+    // Long runs and stops (issue 14); run-heap-too-small rebuilds the
+    // firmware with its own trace (and the default one after), so it is last.
+    let stop_tests: [(&str, BoardTest); 4] = [
+        ("run-watchdog", stops::watchdog),
+        ("run-interrupted", stops::interrupted),
+        ("run-huge-timeout", stops::huge_timeout),
+        ("run-heap-too-small", stops::heap_too_small),
+    ];
+    for (name, test) in board_tests.into_iter().chain(stop_tests) {
         if !args.filter.as_deref().is_none_or(|f| name.contains(f)) {
             continue;
         }
