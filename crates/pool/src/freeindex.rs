@@ -122,6 +122,25 @@ impl FreeIndex {
         Some((node - leaves) as u32)
     }
 
+    /// Highest offset at which `len` free units end a hole, O(log U): the
+    /// top `len` units of the highest hole of at least `len`.
+    pub fn last_fit(&self, len: u32) -> Option<u32> {
+        if len == 0 || self.starts[1] < len {
+            return None;
+        }
+        let mut node = 1usize;
+        let leaves = self.leaves as usize;
+        while node < leaves {
+            node = 2 * node + 1;
+            // The right child holds no hole of `len`: the answer is left.
+            if self.starts[node] < len {
+                node -= 1;
+            }
+        }
+        let start = (node - leaves) as u32;
+        Some(start + self.start_len(start) - len)
+    }
+
     /// Offset of the smallest hole that fits `len` (lowest offset among
     /// equals), O(log n).
     pub fn best_fit(&self, len: u32) -> Option<u32> {
@@ -439,6 +458,8 @@ mod tests {
                     prop_assert_eq!(index.first_fit(len), first);
                     let best = holes.iter().filter(|h| h.1 >= len).min_by_key(|h| (h.1, h.0)).map(|h| h.0);
                     prop_assert_eq!(index.best_fit(len), best);
+                    let last = holes.iter().rev().find(|h| h.1 >= len).map(|h| h.0 + h.1 - len);
+                    prop_assert_eq!(index.last_fit(len), last);
                 }
                 for at in 0..=units {
                     let ending = holes.iter().find(|h| h.0 + h.1 == at).copied();
@@ -454,8 +475,13 @@ mod tests {
     fn empty_and_full_pools() {
         let empty = FreeIndex::new(0);
         assert_eq!(
-            (empty.largest(), empty.hole_count(), empty.first_fit(1)),
-            (0, 0, None)
+            (
+                empty.largest(),
+                empty.hole_count(),
+                empty.first_fit(1),
+                empty.last_fit(1)
+            ),
+            (0, 0, None, None)
         );
         assert_eq!(empty.hole_ending_at(0), None);
         let mut full = FreeIndex::new(8);

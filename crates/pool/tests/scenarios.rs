@@ -100,6 +100,54 @@ fn fragmentation_story_drm_mm_evicts_under_the_lowest_window() {
     assert_eq!(p.counters().compaction_moves, 0);
 }
 
+/// defrag's two ends (docs/design.md 4.7): in a 64 MiB pool buffers of at
+/// most 64 KiB are small and go to the top, larger ones to the bottom; a
+/// `use` of an unpinned resident buffer slides it toward its end (a small one
+/// only into a gap at least its size), and a pinned one stays put.
+#[test]
+fn defrag_keeps_small_buffers_at_the_top_and_large_ones_at_the_bottom() {
+    const KIB: u64 = 1024;
+    let top = 64 * MIB;
+    let (mut p, mut m) = (pool(Policy::Defrag, top), Recorder::instant());
+    run(
+        &mut p,
+        &mut m,
+        &[
+            create_unmoveable(0, 16 * MIB),
+            create(1, 4 * KIB),
+            create(2, 4 * KIB),
+            create(3, 8 * MIB),
+        ],
+    );
+    assert_eq!(p.location(0), at(0));
+    assert_eq!(p.location(1), at(top - 4 * KIB));
+    assert_eq!(p.location(2), at(top - 8 * KIB));
+    assert_eq!(p.location(3), at(16 * MIB));
+    // 1 goes: the used small buffer 2 slides up into its place.
+    run(&mut p, &mut m, &[destroy(1), use_(2)]);
+    assert_eq!(p.location(2), at(top - 4 * KIB));
+    assert_eq!(p.counters().compaction_moves, 1);
+    // A pinned small buffer, used again, does not move; unpinned, it finds no
+    // gap of its size above it (the movers never copy upward onto the
+    // source) and stays too.
+    run(&mut p, &mut m, &[create(4, 4 * KIB), pin(4), use_(4)]);
+    assert_eq!(p.location(4), at(top - 8 * KIB));
+    // A large buffer used while the hole below it is free slides down.
+    run(&mut p, &mut m, &[create(5, 8 * MIB), destroy(3), use_(5)]);
+    assert_eq!(p.location(5), at(16 * MIB));
+    run(&mut p, &mut m, &[unpin(4), use_(4)]);
+    assert_eq!(p.location(4), at(top - 8 * KIB));
+    assert_eq!(p.counters().compaction_moves, 2);
+    // First-fit puts the same small buffers at the bottom, after the binner.
+    let (mut f, mut fm) = (pool(Policy::FirstFit, top), Recorder::instant());
+    run(
+        &mut f,
+        &mut fm,
+        &[create_unmoveable(0, 16 * MIB), create(1, 4 * KIB)],
+    );
+    assert_eq!(f.location(1), at(16 * MIB));
+}
+
 #[test]
 fn pinned_neighbours_make_it_impossible_for_every_policy() {
     // Pinned 4 (4..5 MiB) and 6 (15..16 MiB) wall the hole in: the largest

@@ -174,6 +174,20 @@ impl Pool {
 
     /// Moves a resident buffer down to `to` (pool to pool, possibly overlapping).
     pub(super) fn move_down<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32, to: u32) {
+        debug_assert!(to < self.bufs[i as usize].offset);
+        self.relocate(mover, i, to);
+    }
+
+    /// Moves a resident buffer up to `to`, which must lie wholly above it:
+    /// the movers copy overlapping ranges only downward.
+    pub(super) fn move_up<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32, to: u32) {
+        let b = self.bufs[i as usize];
+        debug_assert!(to >= b.offset + b.units);
+        self.relocate(mover, i, to);
+    }
+
+    /// A compaction move of a resident buffer to `to` (pool to pool).
+    fn relocate<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32, to: u32) {
         // Moves the mover has finished are not in the way: only a wait for
         // one still running delays this compaction.
         if !self.inflight.is_empty() {
@@ -182,7 +196,6 @@ impl Pool {
         let waits = self.counters.waits;
         self.wait_buffer(mover, i);
         let b = self.bufs[i as usize];
-        debug_assert!(to < b.offset);
         self.free.release(b.offset, b.units);
         self.wait_range(mover, to, to + b.units);
         if self.counters.waits > waits {
