@@ -13,7 +13,7 @@ use crate::mover::{Location, Move, Mover};
 use alloc::vec::Vec;
 
 impl Pool {
-    fn evictable(&self, i: u32) -> bool {
+    pub(super) fn evictable(&self, i: u32) -> bool {
         let b = &self.bufs[i as usize];
         b.offset != NONE && !b.pinned && !b.unmoveable
     }
@@ -151,25 +151,30 @@ impl Pool {
             .filter(|&i| self.evictable(i))
             .collect();
         for &i in &victims {
-            self.wait_buffer(mover, i);
-            let b = self.bufs[i as usize];
-            let at = self.unplace(i);
-            self.overflow_bytes += b.size;
-            self.bufs[i as usize].has_content = false;
-            self.counters.purges += 1;
-            self.counters.bytes.purged += b.size;
-            self.submit(
-                mover,
-                Move::Drop {
-                    buffer: i,
-                    size: b.size,
-                    from: self.pool_loc(at),
-                },
-                None,
-                None,
-            );
+            self.purge(mover, i);
         }
         victims.len()
+    }
+
+    /// Drops one resident, evictable, dontneed buffer without a copy.
+    pub(super) fn purge<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32) {
+        self.wait_buffer(mover, i);
+        let b = self.bufs[i as usize];
+        let at = self.unplace(i);
+        self.overflow_bytes += b.size;
+        self.bufs[i as usize].has_content = false;
+        self.counters.purges += 1;
+        self.counters.bytes.purged += b.size;
+        self.submit(
+            mover,
+            Move::Drop {
+                buffer: i,
+                size: b.size,
+                from: self.pool_loc(at),
+            },
+            None,
+            None,
+        );
     }
 
     /// Moves a resident buffer down to `to` (pool to pool, possibly overlapping).
