@@ -14,9 +14,11 @@
 //! - `ends`: for each unit `u`, 1 + the start of the hole whose last unit is
 //!   `u` (0 if none ends there), so the left neighbour of a released range is
 //!   found in O(1);
-//! - `by_size`: holes by (size, offset), for best-fit.
+//! - `by_size`: holes by size, the most recently made first among equals
+//!   (as Linux's `drm_mm` hole tree, where an equal size is inserted to the
+//!   right and `best_hole` takes the rightmost that fits), for best-fit.
 
-use alloc::collections::BTreeSet;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -31,7 +33,11 @@ pub struct FreeIndex {
     starts: Vec<u32>,
     /// `ends[u]`: 1 + start of the hole whose last unit is `u`, or 0.
     ends: Vec<u32>,
-    by_size: BTreeSet<(u32, u32)>,
+    /// (length, u64::MAX - stamp, offset): smallest first, then newest.
+    by_size: BTreeSet<(u32, u64, u32)>,
+    /// When each hole (by offset) was made: a count of holes made so far.
+    stamps: BTreeMap<u32, u64>,
+    next_stamp: u64,
     hole_count: usize,
     free_units: u32,
 }
@@ -46,6 +52,8 @@ impl FreeIndex {
             starts: vec![0; 2 * leaves as usize],
             ends: vec![0; units as usize],
             by_size: BTreeSet::new(),
+            stamps: BTreeMap::new(),
+            next_stamp: 0,
             hole_count: 0,
             free_units: 0,
         };
@@ -122,13 +130,32 @@ impl FreeIndex {
         Some((node - leaves) as u32)
     }
 
-    /// Offset of the smallest hole that fits `len` (lowest offset among
-    /// equals), O(log n).
+    /// Highest offset at which `len` free units end a hole, O(log U): the
+    /// top `len` units of the highest hole of at least `len`.
+    pub fn last_fit(&self, len: u32) -> Option<u32> {
+        if len == 0 || self.starts[1] < len {
+            return None;
+        }
+        let mut node = 1usize;
+        let leaves = self.leaves as usize;
+        while node < leaves {
+            node = 2 * node + 1;
+            // The right child holds no hole of `len`: the answer is left.
+            if self.starts[node] < len {
+                node -= 1;
+            }
+        }
+        let start = (node - leaves) as u32;
+        Some(start + self.start_len(start) - len)
+    }
+
+    /// Offset of the smallest hole that fits `len`, the most recently made
+    /// among equals (Linux `drm_mm`'s `best_hole`), O(log n).
     pub fn best_fit(&self, len: u32) -> Option<u32> {
         if len == 0 {
             return None;
         }
-        self.by_size.range((len, 0)..).next().map(|&(_, o)| o)
+        self.by_size.range((len, 0, 0)..).next().map(|&(_, _, o)| o)
     }
 
     /// Whether [at, at+len) is entirely free.
@@ -274,14 +301,18 @@ impl FreeIndex {
     fn insert_hole(&mut self, o: u32, l: u32) {
         self.set_start(o, l);
         self.ends[(o + l - 1) as usize] = o + 1;
-        self.by_size.insert((l, o));
+        let stamp = self.next_stamp;
+        self.next_stamp += 1;
+        self.stamps.insert(o, stamp);
+        self.by_size.insert((l, u64::MAX - stamp, o));
         self.hole_count += 1;
     }
 
     fn remove_hole(&mut self, o: u32, l: u32) {
         self.set_start(o, 0);
         self.ends[(o + l - 1) as usize] = 0;
-        self.by_size.remove(&(l, o));
+        let stamp = self.stamps.remove(&o).expect("every hole has a stamp");
+        self.by_size.remove(&(l, u64::MAX - stamp, o));
         self.hole_count -= 1;
     }
 
@@ -309,7 +340,12 @@ impl FreeIndex {
             ));
         }
         if self.by_size.len() != holes.len()
-            || holes.iter().any(|&(o, l)| !self.by_size.contains(&(l, o)))
+            || holes.iter().any(|&(o, l)| {
+                !self
+                    .stamps
+                    .get(&o)
+                    .is_some_and(|&t| self.by_size.contains(&(l, u64::MAX - t, o)))
+            })
         {
             return Err("size index disagrees with the hole map".into());
         }
@@ -410,6 +446,11 @@ mod tests {
         ) {
             let mut index = FreeIndex::new(units);
             let mut naive = Naive(vec![true; units as usize]);
+            // When each naive hole was made: holes that are new after a step
+            // get the next stamps in address order (the index makes a split
+            // hole's lower part first, as drm_mm does).
+            let mut made: Vec<((u32, u32), u64)> = vec![((0, units), 0)];
+            let mut next_stamp = 1u64;
             for (alloc, pick, offset, len) in steps {
                 if alloc {
                     let holes = naive.holes();
@@ -431,14 +472,25 @@ mod tests {
                     for u in at..at + len { naive.0[u as usize] = true; }
                 }
                 let holes = naive.holes();
+                let mut now = Vec::new();
+                for &h in &holes {
+                    let stamp = match made.iter().find(|m| m.0 == h) {
+                        Some(m) => m.1,
+                        None => { next_stamp += 1; next_stamp - 1 }
+                    };
+                    now.push((h, stamp));
+                }
+                made = now;
                 prop_assert_eq!(index.check(&naive.used()), Ok(()));
                 prop_assert_eq!(index.holes().collect::<Vec<_>>(), holes.clone());
                 prop_assert_eq!(index.largest(), holes.iter().map(|h| h.1).max().unwrap_or(0));
                 for len in 1..=units.min(64) {
                     let first = holes.iter().find(|h| h.1 >= len).map(|h| h.0);
                     prop_assert_eq!(index.first_fit(len), first);
-                    let best = holes.iter().filter(|h| h.1 >= len).min_by_key(|h| (h.1, h.0)).map(|h| h.0);
+                    let best = made.iter().filter(|m| m.0.1 >= len).min_by_key(|m| (m.0.1, core::cmp::Reverse(m.1))).map(|m| m.0.0);
                     prop_assert_eq!(index.best_fit(len), best);
+                    let last = holes.iter().rev().find(|h| h.1 >= len).map(|h| h.0 + h.1 - len);
+                    prop_assert_eq!(index.last_fit(len), last);
                 }
                 for at in 0..=units {
                     let ending = holes.iter().find(|h| h.0 + h.1 == at).copied();
@@ -454,8 +506,13 @@ mod tests {
     fn empty_and_full_pools() {
         let empty = FreeIndex::new(0);
         assert_eq!(
-            (empty.largest(), empty.hole_count(), empty.first_fit(1)),
-            (0, 0, None)
+            (
+                empty.largest(),
+                empty.hole_count(),
+                empty.first_fit(1),
+                empty.last_fit(1)
+            ),
+            (0, 0, None, None)
         );
         assert_eq!(empty.hole_ending_at(0), None);
         let mut full = FreeIndex::new(8);

@@ -35,8 +35,8 @@ pub enum Move {
         to: Location,
     },
     /// Content is copied from `from` to `to` (page-in: overflow to pool;
-    /// page-out: pool to overflow; compaction: pool to pool, possibly
-    /// overlapping, always downward).
+    /// page-out: pool to overflow; compaction: pool to pool, downward
+    /// possibly overlapping, upward (defrag's small buffers) never).
     Copy {
         buffer: BufferIndex,
         generation: Generation,

@@ -93,11 +93,77 @@ fn fragmentation_story_drm_mm_evicts_under_the_lowest_window() {
     run(&mut p, &mut m, &[create(11, 11 * MIB)]);
     // The scan adds 0..=4 in LRU order; with 4 the run 0..15 MiB fits. As in
     // Linux (`hit_start`), the window is the run's lowest, 0..11 MiB, so all
-    // of 0..=4 lie under it and go, in address order (the highest window,
-    // 4..15 MiB, would have cost only 4).
-    assert_eq!(page_outs(&m), [0, 1, 2, 3, 4]);
+    // of 0..=4 lie under it and go, newest candidate first as Linux walks
+    // its eviction list (the highest window, 4..15 MiB, would have cost only
+    // 4).
+    assert_eq!(page_outs(&m), [4, 3, 2, 1, 0]);
     assert_eq!(p.location(11), at(0));
     assert_eq!(p.counters().compaction_moves, 0);
+}
+
+/// defrag's two ends (docs/design.md 4.7): in a 64 MiB pool buffers of at
+/// most 64 KiB are small and go to the top, larger ones to the bottom; a
+/// `use` of an unpinned resident buffer slides it toward its end (a small one
+/// only into a gap at least its size), and a pinned one stays put.
+#[test]
+fn defrag_keeps_small_buffers_at_the_top_and_large_ones_at_the_bottom() {
+    const KIB: u64 = 1024;
+    let top = 64 * MIB;
+    let (mut p, mut m) = (pool(Policy::Defrag, top), Recorder::instant());
+    run(
+        &mut p,
+        &mut m,
+        &[
+            create_unmoveable(0, 16 * MIB),
+            create(1, 4 * KIB),
+            create(2, 4 * KIB),
+            create(3, 8 * MIB),
+        ],
+    );
+    assert_eq!(p.location(0), at(0));
+    assert_eq!(p.location(1), at(top - 4 * KIB));
+    assert_eq!(p.location(2), at(top - 8 * KIB));
+    assert_eq!(p.location(3), at(16 * MIB));
+    // 1 goes: the used small buffer 2 slides up into its place.
+    run(&mut p, &mut m, &[destroy(1), use_(2)]);
+    assert_eq!(p.location(2), at(top - 4 * KIB));
+    assert_eq!(p.counters().compaction_moves, 1);
+    // A pinned small buffer, used again, does not move; unpinned, it finds no
+    // gap of its size above it (the movers never copy upward onto the
+    // source) and stays too.
+    run(&mut p, &mut m, &[create(4, 4 * KIB), pin(4), use_(4)]);
+    assert_eq!(p.location(4), at(top - 8 * KIB));
+    // A large buffer used while the hole below it is free slides down.
+    run(&mut p, &mut m, &[create(5, 8 * MIB), destroy(3), use_(5)]);
+    assert_eq!(p.location(5), at(16 * MIB));
+    run(&mut p, &mut m, &[unpin(4), use_(4)]);
+    assert_eq!(p.location(4), at(top - 8 * KIB));
+    assert_eq!(p.counters().compaction_moves, 2);
+    // First-fit puts the same small buffers at the bottom, after the binner.
+    let (mut f, mut fm) = (pool(Policy::FirstFit, top), Recorder::instant());
+    run(
+        &mut f,
+        &mut fm,
+        &[create_unmoveable(0, 16 * MIB), create(1, 4 * KIB)],
+    );
+    assert_eq!(f.location(1), at(16 * MIB));
+}
+
+/// Among holes of the same size drm-mm takes the most recently made one, as
+/// Linux's `best_hole` does (an equal size goes right in its hole tree, and
+/// it takes the rightmost hole that fits).
+#[test]
+fn drm_mm_best_fit_takes_the_newest_of_equal_holes() {
+    let (mut p, mut m) = (pool(Policy::DrmMm, 20 * MIB), Recorder::instant());
+    let mut ev: Vec<Event> = (0..4).map(|b| create(b, MIB)).collect();
+    ev.push(create(4, 16 * MIB));
+    // Two 1 MiB holes, at 1 MiB and (made later) at 3 MiB.
+    ev.extend([destroy(1), destroy(3), create(5, MIB)]);
+    run(&mut p, &mut m, &ev);
+    assert_eq!(p.location(5), at(3 * MIB));
+    // Then the only hole left, at 1 MiB.
+    run(&mut p, &mut m, &[create(6, MIB)]);
+    assert_eq!(p.location(6), at(MIB));
 }
 
 #[test]

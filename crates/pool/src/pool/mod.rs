@@ -12,8 +12,9 @@
 //!
 //! Cost per event (n = live buffers, U = pool units, f = moves in flight):
 //! `use`, `add_usecnt`, `madv` on a resident buffer: O(1) (+ O(log n) for
-//! madv's purgeable set); `remove_usecnt`: O(1), O(log n + log U) when
-//! `compact` slides the buffer; `create`, `destroy`, a page-in that fits:
+//! madv's purgeable set; + O(log n + log U) when defrag slides the used
+//! buffer); `remove_usecnt`: O(1), O(log n + log U) when `compact` or
+//! `defrag` slides the buffer; `create`, `destroy`, a page-in that fits:
 //! O(log n + log U) plus O(f) conflict checks. Only a page-in that does not fit
 //! scans: purge visits the purgeable set, eviction walks the LRU order (each
 //! buffer at most once per page-in), drm-mm's scan keeps O(log k) per
@@ -432,6 +433,7 @@ impl Pool {
                         self.page_in(mover, i, false);
                     } else {
                         self.mru.touch(&mut self.bufs, i);
+                        self.after_resident_use(mover, i);
                     }
                 }
                 EventKind::AddUsecnt => {

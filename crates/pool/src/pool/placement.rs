@@ -13,7 +13,7 @@ use crate::mover::{Location, Move, Mover};
 use alloc::vec::Vec;
 
 impl Pool {
-    fn evictable(&self, i: u32) -> bool {
+    pub(super) fn evictable(&self, i: u32) -> bool {
         let b = &self.bufs[i as usize];
         b.offset != NONE && !b.pinned && !b.unmoveable
     }
@@ -151,29 +151,48 @@ impl Pool {
             .filter(|&i| self.evictable(i))
             .collect();
         for &i in &victims {
-            self.wait_buffer(mover, i);
-            let b = self.bufs[i as usize];
-            let at = self.unplace(i);
-            self.overflow_bytes += b.size;
-            self.bufs[i as usize].has_content = false;
-            self.counters.purges += 1;
-            self.counters.bytes.purged += b.size;
-            self.submit(
-                mover,
-                Move::Drop {
-                    buffer: i,
-                    size: b.size,
-                    from: self.pool_loc(at),
-                },
-                None,
-                None,
-            );
+            self.purge(mover, i);
         }
         victims.len()
     }
 
+    /// Drops one resident, evictable, dontneed buffer without a copy.
+    pub(super) fn purge<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32) {
+        self.wait_buffer(mover, i);
+        let b = self.bufs[i as usize];
+        let at = self.unplace(i);
+        self.overflow_bytes += b.size;
+        self.bufs[i as usize].has_content = false;
+        self.counters.purges += 1;
+        self.counters.bytes.purged += b.size;
+        self.submit(
+            mover,
+            Move::Drop {
+                buffer: i,
+                size: b.size,
+                from: self.pool_loc(at),
+            },
+            None,
+            None,
+        );
+    }
+
     /// Moves a resident buffer down to `to` (pool to pool, possibly overlapping).
     pub(super) fn move_down<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32, to: u32) {
+        debug_assert!(to < self.bufs[i as usize].offset);
+        self.relocate(mover, i, to);
+    }
+
+    /// Moves a resident buffer up to `to`, which must lie wholly above it:
+    /// the movers copy overlapping ranges only downward.
+    pub(super) fn move_up<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32, to: u32) {
+        let b = self.bufs[i as usize];
+        debug_assert!(to >= b.offset + b.units);
+        self.relocate(mover, i, to);
+    }
+
+    /// A compaction move of a resident buffer to `to` (pool to pool).
+    fn relocate<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32, to: u32) {
         // Moves the mover has finished are not in the way: only a wait for
         // one still running delays this compaction.
         if !self.inflight.is_empty() {
@@ -182,7 +201,6 @@ impl Pool {
         let waits = self.counters.waits;
         self.wait_buffer(mover, i);
         let b = self.bufs[i as usize];
-        debug_assert!(to < b.offset);
         self.free.release(b.offset, b.units);
         self.wait_range(mover, to, to + b.units);
         if self.counters.waits > waits {

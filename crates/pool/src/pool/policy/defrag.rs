@@ -1,8 +1,17 @@
 //! `defrag`: poolbed's Rule 1 policy (docs/design.md 4.7). Compaction
-//! before eviction, and the pool kept packed downward as `compact` keeps it:
+//! before eviction, and the pool kept in two packed ends: large buffers
+//! toward the bottom, small ones (at most 1/1024 of the pool) toward the top,
+//! so that the small buffers pinned with every job gather at the top instead
+//! of sitting between large pinned buffers and splitting the free space:
 //!
-//! - an unpinned buffer slides down once, as under `compact`
-//!   (`slide_down_once`);
+//! - placement: a small buffer goes to the top of the highest hole that
+//!   holds it, a large one to the lowest hole (first fit);
+//! - settling: when a buffer is unpinned, and when a `use` finds it resident
+//!   and unpinned (a job is being built and will pin it where it is), a
+//!   large buffer slides down once, as under `compact`, and a small one
+//!   slides up once to the buffer above it (or the pool's end), only when the
+//!   gap is at least its own size (the movers copy upward only without
+//!   overlap);
 //! - a page-in that does not fit purges, then compacts the one segment
 //!   between pinned and unmoveable buffers that can hold the buffer, paging
 //!   out from the least recently used end until some segment can;
@@ -13,16 +22,59 @@
 //!   failed at once) left them resident to be pinned in the way later: more
 //!   failures, not fewer.
 //!
+//! Everything it uses is known when it acts (sizes, pins, the LRU order):
+//! no look-ahead into later events.
+//!
 //! Cost: a page-in that fits O(log n + log U); one that does not walks the
 //! resident buffers to find the segments, O(n), and makes at most one move
 //! per resident buffer (page-outs and the slides of one segment), each
-//! O(log n + log U); an unpin that slides O(log n + log U).
+//! O(log n + log U); an unpin or a resident `use` that slides O(log n + log U).
 
 use crate::mover::Mover;
-use crate::pool::Pool;
+use crate::pool::{Pool, NONE};
 use alloc::vec::Vec;
 
+/// A buffer of at most `units / SMALL_FRACTION` units is small: placed and
+/// settled toward the top of the pool. Measured over the sweep grid (4.7):
+/// 1/1024 (56 KiB at 56 MiB) beat 1/64, 1/128, 1/256, 1/512 and 1/4096.
+const SMALL_FRACTION: u64 = 1024;
+
 impl Pool {
+    /// Whether a buffer of `units` counts as small (see [`SMALL_FRACTION`]).
+    fn small_for_defrag(&self, units: u32) -> bool {
+        units as u64 * SMALL_FRACTION <= self.free.units() as u64
+    }
+
+    /// defrag's placement: small buffers at the top of the highest hole that
+    /// holds them, large ones in the lowest (first fit).
+    fn fit_defrag(&self, need: u32) -> Option<u32> {
+        if self.small_for_defrag(need) {
+            self.free.last_fit(need)
+        } else {
+            self.free.first_fit(need)
+        }
+    }
+
+    /// defrag's slide of an unpinned resident buffer toward its end of the
+    /// pool: a large one down once (as `compact`'s), a small one up once to
+    /// the buffer above it, if the gap is at least its size.
+    pub(super) fn settle_defrag<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32) {
+        let b = self.bufs[i as usize];
+        if !self.small_for_defrag(b.units) {
+            return self.slide_down_once(mover, i);
+        }
+        if b.offset == NONE || b.unmoveable || b.pinned {
+            return;
+        }
+        let ceiling = match self.by_offset.range(b.offset + 1..).next() {
+            Some((&o, _)) => o,
+            None => self.free.units(),
+        };
+        if ceiling - b.offset >= 2 * b.units {
+            self.move_up(mover, i, ceiling - b.units);
+        }
+    }
+
     /// Segments of the pool between immovable (pinned or unmoveable)
     /// resident buffers: (start, end, movable units inside).
     fn segments(&self) -> Vec<(u32, u32, u32)> {
@@ -77,7 +129,7 @@ impl Pool {
         mover: &mut M,
         need: u32,
     ) -> Option<u32> {
-        if let Some(at) = self.free.first_fit(need) {
+        if let Some(at) = self.fit_defrag(need) {
             return Some(at);
         }
         if !self.segments().iter().any(|&(s, e, _)| e - s >= need) {
@@ -90,7 +142,7 @@ impl Pool {
             return None;
         }
         if self.purge_all(mover) > 0 {
-            if let Some(at) = self.free.first_fit(need) {
+            if let Some(at) = self.fit_defrag(need) {
                 return Some(at);
             }
         }
@@ -98,21 +150,21 @@ impl Pool {
         let fits = |&(s, e, m): &(u32, u32, u32)| e - s - m >= need;
         if let Some(&(s, e, _)) = segs.iter().find(|seg| fits(seg)) {
             self.compact_segment(mover, s, e);
-            return self.free.first_fit(need);
+            return self.fit_defrag(need);
         }
         let mut cursor = self.mru.tail();
         while let Some((c, next)) = self.next_evictable(cursor) {
             cursor = next;
             let (o, units) = (self.bufs[c as usize].offset, self.bufs[c as usize].units);
             self.page_out(mover, c);
-            if let Some(at) = self.free.first_fit(need) {
+            if let Some(at) = self.fit_defrag(need) {
                 return Some(at);
             }
             let k = segs.partition_point(|seg| seg.0 <= o) - 1;
             segs[k].2 -= units;
             if fits(&segs[k]) {
                 self.compact_segment(mover, segs[k].0, segs[k].1);
-                return self.free.first_fit(need);
+                return self.fit_defrag(need);
             }
         }
         None

@@ -1,7 +1,8 @@
 //! The four policies. They differ in two places only: how a page-in finds
 //! room when the buffer does not fit as things are (one `room_*` per policy,
 //! each returning the unit offset to place at, or None for a rule 1 failure),
-//! and, for `compact` and `defrag`, what an unpin does (a slide down).
+//! and, for `compact` and `defrag`, what an unpin does (a slide), and for
+//! `defrag` what a `use` of a resident buffer does (the same slide).
 
 mod compact;
 mod defrag;
@@ -25,9 +26,18 @@ impl Pool {
 
     /// After `remove_usecnt` cleared the pin of buffer `i`.
     pub(super) fn after_unpin<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32) {
-        // defrag keeps the pool packed downward as compact does (4.7).
-        if matches!(self.config.policy, Policy::Compact | Policy::Defrag) {
-            self.slide_down_once(mover, i);
+        match self.config.policy {
+            Policy::Compact => self.slide_down_once(mover, i),
+            Policy::Defrag => self.settle_defrag(mover, i),
+            Policy::FirstFit | Policy::DrmMm => {}
+        }
+    }
+
+    /// After a `use` of buffer `i` found it resident (a job is being built:
+    /// an `add_usecnt` usually follows, and pins it where it is then).
+    pub(super) fn after_resident_use<M: Mover + ?Sized>(&mut self, mover: &mut M, i: u32) {
+        if self.config.policy == Policy::Defrag && !self.bufs[i as usize].pinned {
+            self.settle_defrag(mover, i);
         }
     }
 }
