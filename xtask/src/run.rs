@@ -205,8 +205,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some(device) = args.board.clone() {
         return run_board(&args, &device);
     }
-    crate::setup::ensure_tools()?;
-    let built = firmware::build(&args.build)?;
+    let built = crate::setup::ensure_tools_during(|| firmware::build(&args.build))?;
     let work = preflight::check(&args.build, &built)?;
     let estimate = work.qemu_estimate();
     println!("{}", work.describe(estimate));

@@ -6,13 +6,32 @@ use std::process::Command;
 /// The firmware's target.
 pub const TARGET: &str = "aarch64-unknown-none";
 
-/// Checks (and where it can, installs) the aarch64 target and QEMU.
+/// Checks (and where it can, installs) the aarch64 target and QEMU, then
+/// does `work` (the firmware build). `RUSTUP_AUTO_INSTALL=0` on these
+/// machines means rust-toolchain.toml alone does not install the target;
+/// QEMU comes from Debian's `qemu-system-arm`.
 ///
-/// `RUSTUP_AUTO_INSTALL=0` on these machines means rust-toolchain.toml alone
-/// does not install the target; QEMU comes from Debian's `qemu-system-arm`.
-pub fn ensure_tools() -> Result<()> {
+/// A missing QEMU is installed on another thread while `work` runs. On a new machine the two take
+/// about as long as each other (apt-get's download and unpack against
+/// cargo's build of the firmware), so a first `cargo xtask run` waits for the
+/// longer of them, not for both. Where QEMU cannot be installed (not root),
+/// it says so before any work starts.
+pub fn ensure_tools_during<T>(work: impl FnOnce() -> Result<T>) -> Result<T> {
     ensure_target()?;
-    ensure_qemu()
+    if on_path(QEMU) || !(on_path("apt-get") && is_root()) {
+        ensure_qemu()?;
+        return work();
+    }
+    std::thread::scope(|scope| {
+        let install = scope.spawn(ensure_qemu);
+        let done = work();
+        let installed = install
+            .join()
+            .unwrap_or_else(|_| bail!("installing {QEMU} panicked"));
+        let done = done?;
+        installed?;
+        Ok(done)
+    })
 }
 
 /// The firmware target only (enough for `cargo xtask build`).

@@ -130,9 +130,8 @@ pub fn run(args: TestArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    crate::setup::ensure_tools()?;
     println!("== target tests under QEMU raspi3b");
-    let built = firmware::build(&BuildOptions::default())?;
+    let built = crate::setup::ensure_tools_during(|| firmware::build(&BuildOptions::default()))?;
     let elf =
         std::fs::read(&built.elf).with_context(|| format!("reading {}", built.elf.display()))?;
     // The build refuses an image with such a pair; said here as a result.
