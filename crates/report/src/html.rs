@@ -45,6 +45,16 @@ pub fn escape(s: &str) -> String {
 
 /// The whole page.
 pub fn page(report: &Report, collector: Option<&Collector>, charts: &[Chart]) -> String {
+    let mut h = page_start(report, collector);
+    page_end(&mut h, charts);
+    h
+}
+
+/// The page up to its charts: the platform block, the table, the
+/// verification block and the animation. It needs no chart, so a report can
+/// build it while the charts are drawn (the animation's data is the
+/// largest part of a report's work on a long trace).
+pub fn page_start(report: &Report, collector: Option<&Collector>) -> String {
     let mut h = String::with_capacity(1 << 20);
     let title = format!(
         "Pool report: {} ({})",
@@ -70,6 +80,11 @@ pub fn page(report: &Report, collector: Option<&Collector>, charts: &[Chart]) ->
              which holds no snapshots. Rebuild it from records.bin to see the animation.</p></section>\n",
         );
     }
+    h
+}
+
+/// The charts and the end of the page, after [`page_start`].
+pub fn page_end(h: &mut String, charts: &[Chart]) {
     h.push_str("<section><h2>Charts</h2>\n");
     for chart in charts {
         let svg = chart
@@ -90,7 +105,6 @@ pub fn page(report: &Report, collector: Option<&Collector>, charts: &[Chart]) ->
          <code>cargo xtask report records.bin</code> rebuilds everything), timeline.csv, and the charts as SVG.\
          </footer>\n</body>\n</html>\n",
     );
-    h
 }
 
 fn platform_block(h: &mut String, report: &Report, collector: Option<&Collector>) {

@@ -115,16 +115,28 @@ pub fn write_dir(collector: &Collector, dir: &Path) -> anyhow::Result<Written> {
         ));
     }
     w.json()?;
-    let mut bin = Vec::new();
-    stream::write(&mut bin, &stream::records_of(collector))?;
+    // Two halves of about equal work on two threads: the animation's data
+    // (most of the page) beside the record stream, the CSV and the charts.
+    let report = &w.report;
+    let (files, page_start) = rayon::join(
+        || -> anyhow::Result<_> {
+            let mut bin = Vec::new();
+            stream::write(&mut bin, &stream::records_of(collector))?;
+            let csv = timeline::csv(collector);
+            let charts = charts::all(report, Some(collector))?;
+            Ok((bin, csv, charts))
+        },
+        || html::page_start(report, Some(collector)),
+    );
+    let (bin, csv, charts) = files?;
     w.put("records.bin", &bin)?;
-    w.put("timeline.csv", timeline::csv(collector).as_bytes())?;
-    let charts = charts::all(&w.report, Some(collector))?;
+    w.put("timeline.csv", csv.as_bytes())?;
     for chart in &charts {
         w.put(chart.file, chart.svg.as_bytes())?;
     }
     w.notes.extend(charts.iter().filter_map(|c| c.note.clone()));
-    let page = html::page(&w.report, Some(collector), &charts);
+    let mut page = page_start;
+    html::page_end(&mut page, &charts);
     w.put("index.html", page.as_bytes())?;
     Ok(w.done())
 }
