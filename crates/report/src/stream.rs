@@ -5,9 +5,15 @@
 //! version ([`FORMAT_VERSION`]), then records, each a little-endian `u32` length
 //! followed by that many bytes of postcard-encoded [`Record`]. The record
 //! protocol itself is versioned by the stream's `Hello` record.
+//!
+//! Files written one after the other (`cat a/records.bin b/records.bin`)
+//! read as one stream: a header where a length would be is skipped (no
+//! length starts with `POOL`: it would be over a GiB). A stream of several
+//! boots is split at their `Hello` records ([`boots`]), as `listen` splits
+//! a serial line.
 
 use anyhow::{bail, Context};
-use records::{Collector, Record, PROTOCOL_VERSION};
+use records::{CollectError, Collector, Record, Streams, PROTOCOL_VERSION};
 use std::io::{self, Read, Write};
 use std::path::Path;
 
@@ -92,6 +98,23 @@ pub fn read(mut input: impl Read) -> anyhow::Result<Vec<Record>> {
             ),
             Fill::Full => {}
         }
+        if len == MAGIC[..4] {
+            let mut rest = [0u8; 6];
+            input.read_exact(&mut rest).with_context(|| {
+                format!(
+                    "record stream truncated after {} records (inside a second file header)",
+                    records.len()
+                )
+            })?;
+            if rest[..4] != MAGIC[4..] {
+                bail!("record {} claims over a GiB: the stream is damaged", records.len());
+            }
+            let version = u16::from_le_bytes([rest[4], rest[5]]);
+            if version != FORMAT_VERSION {
+                bail!("a second record stream of format version {version} follows record {}; this build reads version {FORMAT_VERSION}", records.len());
+            }
+            continue;
+        }
         let len = u32::from_le_bytes(len);
         if len > MAX_RECORD_BYTES {
             bail!(
@@ -147,15 +170,40 @@ pub fn load(path: &Path) -> anyhow::Result<Collector> {
     collect(records)
 }
 
-/// Feeds records to a new collector.
+/// Feeds records to a new collector: the stream must hold one boot (see
+/// [`boots`] for several).
 pub fn collect(records: impl IntoIterator<Item = Record>) -> anyhow::Result<Collector> {
-    let mut collector = Collector::new();
-    for (i, record) in records.into_iter().enumerate() {
-        collector
-            .push(record)
-            .map_err(|e| anyhow::anyhow!("record {i}: {e}"))?;
+    let mut boots = boots(records)?;
+    if boots.len() > 1 {
+        bail!(
+            "the stream holds {} boots (one report each): `cargo xtask report` writes them one by one; give anything else one boot",
+            boots.len()
+        );
     }
-    Ok(collector)
+    Ok(boots.pop().unwrap_or_default())
+}
+
+/// Splits records at boot banners (`records::Streams`, the same as
+/// `listen`'s), one collector per boot that reported anything. A record
+/// with values out of range is counted as lost (the report is marked
+/// incomplete); any other collector error refuses the stream.
+pub fn boots(records: impl IntoIterator<Item = Record>) -> anyhow::Result<Vec<Collector>> {
+    let mut streams = Streams::default();
+    for (i, record) in records.into_iter().enumerate() {
+        match streams.push(record) {
+            Ok(()) | Err(CollectError::Invalid { .. }) => {}
+            Err(e) => bail!("record {i}: {e}"),
+        }
+    }
+    Ok(streams.into_all())
+}
+
+/// Reads a record-stream file into one collector per boot.
+pub fn load_boots(path: &Path) -> anyhow::Result<Vec<Collector>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let records =
+        read(io::BufReader::new(file)).with_context(|| format!("reading {}", path.display()))?;
+    boots(records)
 }
 
 /// Move samples per `Moves` record when a collector is written back out.
@@ -247,6 +295,11 @@ pub fn records_of(collector: &Collector) -> Vec<Record> {
             name: name.clone(),
             passed: *passed,
             detail: detail.clone(),
+        });
+    }
+    if collector.lost_frames > 0 {
+        out.push(Record::Lost {
+            frames: collector.lost_frames,
         });
     }
     if let Some(exit_code) = collector.exit_code {
