@@ -141,8 +141,15 @@ impl Sequence {
 }
 
 impl Decoder {
-    /// A decoder for the firmware `elf`.
+    /// A decoder for the firmware `elf`, or for its defmt table saved as
+    /// JSON (what xtask/tests/data keeps beside a capture, so a test can
+    /// decode it without the ELF it came from).
     pub fn from_elf(elf: &[u8]) -> anyhow::Result<Self> {
+        if elf.first() == Some(&b'{') {
+            let table: Table = serde_json::from_slice(elf)
+                .map_err(|e| anyhow::anyhow!("not an ELF, and not a defmt table in JSON: {e}"))?;
+            return Ok(Self::new(table, None));
+        }
         let table = Table::parse(elf)?
             .ok_or_else(|| anyhow::anyhow!("the firmware ELF has no .defmt section"))?;
         // Locations are a convenience: a stripped ELF still decodes.

@@ -21,7 +21,8 @@ pub struct ListenArgs {
     #[arg(long, default_value_t = 921_600, value_parser = parse_baud)]
     pub baud: u32,
     /// The firmware ELF the Pi runs: its defmt table decodes the stream
-    /// (default: the last `cargo xtask build`).
+    /// (default: the last `cargo xtask build`); or that ELF's defmt table
+    /// as JSON.
     #[arg(long, value_name = "FILE")]
     pub elf: Option<PathBuf>,
     /// Directory for the report (default target/report); earlier boots of
