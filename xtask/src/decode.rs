@@ -692,3 +692,159 @@ mod tests {
         assert_eq!(parse_byte_list("1, 2"), None);
     }
 }
+
+/// Properties of the decoder on a real capture (xtask/tests/data): whatever
+/// is done to the bytes, nothing panics, nothing damaged decodes (every
+/// record and log line that comes out is one of the intact capture's), and
+/// what was lost is counted.
+#[cfg(test)]
+mod capture_properties {
+    use super::*;
+    use proptest::prelude::*;
+    use records::{Record, Streams};
+
+    const CAPTURE: &[u8] = include_bytes!("../tests/data/qemu-vc4-sample.uart");
+    const TABLE: &str = include_str!("../tests/data/qemu-vc4-sample.defmt.json");
+
+    struct Decoding {
+        records: Vec<Record>,
+        lines: Vec<String>,
+        lost: u64,
+        streams: Vec<records::Collector>,
+    }
+
+    /// Decodes `bytes` fed in pieces of `piece` bytes, into the streams a
+    /// capture file gives (the path `listen FILE` takes).
+    fn decode(bytes: &[u8], piece: usize) -> Decoding {
+        let table: Table = serde_json::from_str(TABLE).unwrap();
+        let mut decoder = Decoder::new(table, None);
+        let mut out = Decoding {
+            records: Vec::new(),
+            lines: Vec::new(),
+            lost: 0,
+            streams: Vec::new(),
+        };
+        let mut streams = Streams::default();
+        let mut on_event = |d: Decoded| match d {
+            Decoded::Record(r) => {
+                if let Record::Lost { frames } = *r {
+                    out.lost += frames;
+                } else {
+                    out.records.push((*r).clone());
+                }
+                let _ = streams.push(*r);
+            }
+            Decoded::Log(l) => out.lines.push(l.message),
+            Decoded::Malformed(_) => {}
+        };
+        for chunk in bytes.chunks(piece.max(1)) {
+            decoder.feed(chunk, &mut on_event);
+        }
+        decoder.finish(&mut on_event);
+        out.streams = streams.into_all();
+        out
+    }
+
+    fn intact() -> &'static Decoding {
+        static INTACT: std::sync::OnceLock<Decoding> = std::sync::OnceLock::new();
+        INTACT.get_or_init(|| decode(CAPTURE, 4096))
+    }
+
+    /// Every record and line decoded from damaged bytes is one the intact
+    /// capture holds (the CRC let nothing else through), each report builds
+    /// (range-checked), and its charts draw without a panic.
+    fn check_sound(d: &Decoding) {
+        let whole = intact();
+        for r in &d.records {
+            assert!(whole.records.contains(r), "a record not in the capture: {r:?}");
+        }
+        for line in &d.lines {
+            let line = line.split(" [after ").next().unwrap();
+            assert!(whole.lines.iter().any(|l| l == line), "a line not in the capture: {line}");
+        }
+        for c in &d.streams {
+            if let Ok(report) = c.report() {
+                assert_eq!(report.incomplete, c.is_incomplete());
+                report::charts::all(&report, Some(c)).expect("charts of a checked stream");
+            }
+        }
+    }
+
+    #[test]
+    fn the_intact_capture_decodes_whole() {
+        let d = intact();
+        assert_eq!(d.lost, 0);
+        assert_eq!(d.streams.len(), 1);
+        let report = d.streams[0].report().unwrap();
+        assert_eq!(report.runs.len(), 8);
+        assert!(!report.incomplete);
+        assert_eq!(d.streams[0].exit_code, Some(0));
+        // Fed a byte at a time, the same.
+        let bytewise = decode(CAPTURE, 1);
+        assert_eq!(bytewise.records, d.records);
+        assert_eq!(bytewise.lines, d.lines);
+    }
+
+    #[test]
+    fn truncation_at_every_offset_keeps_a_prefix_and_counts_the_cut() {
+        let whole = intact();
+        for cut in 0..CAPTURE.len() {
+            let d = decode(&CAPTURE[..cut], 4096);
+            // A prefix of the capture's records, in order.
+            assert!(d.records.len() <= whole.records.len(), "cut at {cut}");
+            assert_eq!(d.records[..], whole.records[..d.records.len()], "cut at {cut}");
+            // A cut inside a frame after the first: that frame is lost.
+            let mid_frame = cut > 0 && CAPTURE[cut - 1] != 0;
+            let after_first = !d.records.is_empty() || !d.lines.is_empty();
+            let before_end = d.streams.iter().all(|c| c.exit_code.is_none());
+            if mid_frame && after_first && before_end {
+                assert!(d.lost >= 1, "cut at {cut}: the cut frame is not counted");
+            }
+            if cut % 61 == 0 {
+                check_sound(&d);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_decode_to_nothing_and_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..4096),
+            piece in 1usize..600,
+        ) {
+            let d = decode(&bytes, piece);
+            // No intact frame can come out of random bytes (2^-32 a try).
+            prop_assert!(d.records.is_empty(), "{:?}", d.records);
+            prop_assert!(d.lines.is_empty(), "{:?}", d.lines);
+        }
+
+        #[test]
+        fn bit_flips_lose_frames_but_never_decode_damage(
+            flips in proptest::collection::vec((0usize..CAPTURE.len(), 0u8..8), 1..8),
+            piece in 1usize..5000,
+        ) {
+            let mut bytes = CAPTURE.to_vec();
+            for &(at, bit) in &flips {
+                bytes[at] ^= 1 << bit;
+            }
+            let d = decode(&bytes, piece);
+            check_sound(&d);
+            let whole = intact();
+            prop_assert!(d.lost >= 1 || (d.records == whole.records && d.lines == whole.lines));
+        }
+
+        #[test]
+        fn inserted_garbage_is_never_a_line_or_a_record(
+            at in 0usize..CAPTURE.len(),
+            garbage in proptest::collection::vec(any::<u8>(), 1..200),
+            piece in 1usize..5000,
+        ) {
+            let mut bytes = CAPTURE.to_vec();
+            bytes.splice(at..at, garbage);
+            let d = decode(&bytes, piece);
+            check_sound(&d);
+        }
+    }
+}
