@@ -307,3 +307,111 @@ pub fn records_of(collector: &Collector) -> Vec<Record> {
     }
     out
 }
+
+/// Everything `cargo xtask report` does with a record-stream file short of
+/// writing it out: read, split per boot, and for each boot with a report,
+/// its summary, timeline, charts and page. The number of reports built.
+/// The body of the record-stream fuzz target and of the property tests: it
+/// may refuse the bytes, never panic.
+pub fn render_in_memory(bytes: &[u8]) -> anyhow::Result<usize> {
+    let mut built = 0;
+    for collector in boots(read(bytes)?)? {
+        let Ok(report) = collector.report() else {
+            continue;
+        };
+        let _ = crate::timeline::csv(&collector);
+        let charts = crate::charts::all(&report, Some(&collector))?;
+        let _ = crate::html::page(&report, Some(&collector), &charts);
+        built += 1;
+    }
+    Ok(built)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `records.bin` of the real capture in xtask/tests/data (the report
+    /// `listen` wrote from it).
+    const REAL: &[u8] = include_bytes!("../tests/data/qemu-vc4-sample.records.bin");
+
+    #[test]
+    fn the_real_stream_renders_one_complete_report() {
+        assert_eq!(render_in_memory(REAL).unwrap(), 1);
+        let boots = boots(read(REAL).unwrap()).unwrap();
+        let report = boots[0].report().unwrap();
+        assert_eq!(report.runs.len(), 8);
+        assert!(!report.incomplete);
+    }
+
+    #[test]
+    fn truncation_at_every_offset_refuses_with_a_message_or_renders() {
+        for cut in 0..REAL.len() {
+            match render_in_memory(&REAL[..cut]) {
+                Ok(_) => {}
+                Err(e) => {
+                    let text = format!("{e:#}");
+                    assert!(
+                        text.contains("truncated") || text.contains("header"),
+                        "cut at {cut}: {text}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn two_streams_one_after_the_other_are_two_boots() {
+        let mut both = REAL.to_vec();
+        both.extend_from_slice(REAL);
+        assert_eq!(render_in_memory(&both).unwrap(), 2);
+        let e = collect(read(both.as_slice()).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("holds 2 boots"), "{e}");
+    }
+
+    #[test]
+    fn an_out_of_range_sample_is_lost_not_charted() {
+        let mut records = read(REAL).unwrap();
+        let at = records
+            .iter()
+            .position(|r| matches!(r, Record::Sample { .. }))
+            .expect("the capture has samples");
+        if let Record::Sample { sample, .. } = &mut records[at] {
+            sample.fragmentation = -1.39e24;
+        }
+        let mut bytes = Vec::new();
+        write(&mut bytes, &records).unwrap();
+        assert_eq!(render_in_memory(&bytes).unwrap(), 1);
+        let report = collect(records).unwrap().report().unwrap();
+        assert_eq!(report.lost_frames, 1);
+        assert!(report.incomplete);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_after_the_header_never_panic(
+            body in proptest::collection::vec(any::<u8>(), 0..2048),
+        ) {
+            let mut bytes = b"POOLRECS\x01\x00".to_vec();
+            bytes.extend_from_slice(&body);
+            let _ = render_in_memory(&bytes);
+        }
+
+        #[test]
+        fn bit_flips_and_garbage_in_the_real_stream_never_panic(
+            flips in proptest::collection::vec((10usize..REAL.len(), 0u8..8), 0..6),
+            at in 10usize..REAL.len(),
+            garbage in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let mut bytes = REAL.to_vec();
+            for &(i, bit) in &flips {
+                bytes[i] ^= 1 << bit;
+            }
+            bytes.splice(at..at, garbage);
+            let _ = render_in_memory(&bytes);
+        }
+    }
+}
