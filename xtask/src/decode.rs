@@ -137,7 +137,6 @@ impl Sequence {
         self.expected = Some(sequence.wrapping_add(1));
         true
     }
-
 }
 
 impl Decoder {
@@ -220,9 +219,9 @@ impl Decoder {
             }
             // An intact frame of the record format that is no record: the
             // record is lost.
-            Decoded::Malformed(_) => on_event(Decoded::Record(Box::new(
-                records::Record::Lost { frames: 1 },
-            ))),
+            Decoded::Malformed(_) => on_event(Decoded::Record(Box::new(records::Record::Lost {
+                frames: 1,
+            }))),
             _ => {}
         }
         on_event(match decoded {
@@ -636,18 +635,26 @@ mod tests {
     fn a_gap_in_the_numbers_is_counted_as_lost() {
         let out = decode_all(&[&hello(1), &hello(5), &hello(6)]);
         assert_eq!(lost(&out), 3, "{out:?}");
-        assert!(out.iter().any(|d| matches!(d, Decoded::Malformed(t) if t.contains("3 frame(s) lost before frame 5"))));
+        assert!(out.iter().any(
+            |d| matches!(d, Decoded::Malformed(t) if t.contains("3 frame(s) lost before frame 5"))
+        ));
         // A frame older than the last one is out of sequence: not decoded.
         let out = decode_all(&[&hello(1), &hello(2), &hello(1)]);
         assert_eq!(lost(&out), 1);
-        assert_eq!(out.iter().filter(|d| matches!(d, Decoded::Log(_))).count(), 2);
+        assert_eq!(
+            out.iter().filter(|d| matches!(d, Decoded::Log(_))).count(),
+            2
+        );
     }
 
     #[test]
     fn a_new_boot_restarts_the_numbers_without_a_loss() {
         let out = decode_all(&[&hello(1), &hello(2), &hello_at(9, 0), &hello(1)]);
         assert_eq!(lost(&out), 0, "{out:?}");
-        assert_eq!(out.iter().filter(|d| matches!(d, Decoded::Log(_))).count(), 4);
+        assert_eq!(
+            out.iter().filter(|d| matches!(d, Decoded::Log(_))).count(),
+            4
+        );
     }
 
     #[test]
@@ -666,7 +673,11 @@ mod tests {
         // Bytes that are a valid defmt frame of the table ("bye", index 3)
         // without a trailer: before the CRC, noise like this printed a line.
         let out = decode_all(&[&hello(1), &rzcobs_encode(&[3, 0]), &hello(2)]);
-        assert_eq!(out.iter().filter(|d| matches!(d, Decoded::Log(_))).count(), 2, "{out:?}");
+        assert_eq!(
+            out.iter().filter(|d| matches!(d, Decoded::Log(_))).count(),
+            2,
+            "{out:?}"
+        );
         assert!(out.iter().any(|d| matches!(d, Decoded::Malformed(t) if t.contains("without the sequence number and CRC"))));
     }
 
@@ -756,11 +767,17 @@ mod capture_properties {
     fn check_sound(d: &Decoding) {
         let whole = intact();
         for r in &d.records {
-            assert!(whole.records.contains(r), "a record not in the capture: {r:?}");
+            assert!(
+                whole.records.contains(r),
+                "a record not in the capture: {r:?}"
+            );
         }
         for line in &d.lines {
             let line = line.split(" [after ").next().unwrap();
-            assert!(whole.lines.iter().any(|l| l == line), "a line not in the capture: {line}");
+            assert!(
+                whole.lines.iter().any(|l| l == line),
+                "a line not in the capture: {line}"
+            );
         }
         for c in &d.streams {
             if let Ok(report) = c.report() {
@@ -792,7 +809,11 @@ mod capture_properties {
             let d = decode(&CAPTURE[..cut], 4096);
             // A prefix of the capture's records, in order.
             assert!(d.records.len() <= whole.records.len(), "cut at {cut}");
-            assert_eq!(d.records[..], whole.records[..d.records.len()], "cut at {cut}");
+            assert_eq!(
+                d.records[..],
+                whole.records[..d.records.len()],
+                "cut at {cut}"
+            );
             // A cut inside a frame after the first: that frame is lost.
             let mid_frame = cut > 0 && CAPTURE[cut - 1] != 0;
             let after_first = !d.records.is_empty() || !d.lines.is_empty();

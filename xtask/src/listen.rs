@@ -112,12 +112,15 @@ pub fn listen_serial(
     }
 }
 
+/// Reads a capture to its end, handing each read's bytes to the callback.
+pub type ReadCapture<'a> = dyn FnMut(&mut dyn FnMut(&[u8])) -> Result<()> + 'a;
+
 /// Decodes a whole capture (a file or a FIFO's bytes, as `read` delivers
 /// them) into its streams; one code path with the serial line's: the same
 /// decoder, the same split at boot banners.
 pub fn decode_capture(
     decoder: &mut Decoder,
-    read: &mut dyn FnMut(&mut dyn FnMut(&[u8])) -> Result<()>,
+    read: &mut ReadCapture<'_>,
     observe: &mut dyn FnMut(&Decoded),
 ) -> Result<Streams> {
     let mut streams = Streams::default();
@@ -185,7 +188,12 @@ pub fn run(args: ListenArgs) -> Result<ExitCode> {
         decode_capture(&mut decoder, &mut read, &mut show)?
     };
     progress.finish();
-    write_streams(streams, &crate::report_out::dir(args.out), &args.source, &last_line)
+    write_streams(
+        streams,
+        &crate::report_out::dir(args.out),
+        &args.source,
+        &last_line,
+    )
 }
 
 /// Writes the report of every boot in `streams`: the last in `out`, the
@@ -215,7 +223,11 @@ fn write_streams(
     {
         let boot = i + 1;
         if all.len() > 1 {
-            println!("host: boot {boot} of {}, report in {}", all.len(), dir.display());
+            println!(
+                "host: boot {boot} of {}, report in {}",
+                all.len(),
+                dir.display()
+            );
         }
         if collector.trace.is_some() {
             crate::report_out::write(collector, &dir)?;
@@ -263,7 +275,11 @@ fn read_to_end(input: &mut dyn Read, on_bytes: &mut dyn FnMut(&[u8])) -> Result<
 /// non-blocking, a FIFO with no writer yet reads as empty, so a wait for
 /// the first writer and a writer that stays quiet are both bounded by
 /// `silence`. The end is the writer closing after it wrote something.
-fn read_fifo(path: &std::path::Path, silence: Duration, on_bytes: &mut dyn FnMut(&[u8])) -> Result<()> {
+fn read_fifo(
+    path: &std::path::Path,
+    silence: Duration,
+    on_bytes: &mut dyn FnMut(&[u8]),
+) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut fifo = std::fs::OpenOptions::new()
         .read(true)
@@ -283,7 +299,11 @@ fn read_fifo(path: &std::path::Path, silence: Duration, on_bytes: &mut dyn FnMut
                 continue;
             }
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) => {}
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         }
         if heard.elapsed() > silence {
@@ -291,10 +311,13 @@ fn read_fifo(path: &std::path::Path, silence: Duration, on_bytes: &mut dyn FnMut
                 "the FIFO {} was silent for {} s ({})",
                 path.display(),
                 silence.as_secs(),
-                if heard_anything { "its writer stopped writing" } else { "no writer opened it" }
+                if heard_anything {
+                    "its writer stopped writing"
+                } else {
+                    "no writer opened it"
+                }
             );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
-

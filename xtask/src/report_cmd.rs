@@ -33,7 +33,10 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         Some(path) => {
             let boots = report::stream::load_boots(&path)?;
             let Some((last, earlier)) = boots.split_last() else {
-                anyhow::bail!("{} holds no report (no trace, run or check)", path.display());
+                anyhow::bail!(
+                    "{} holds no report (no trace, run or check)",
+                    path.display()
+                );
             };
             let mut incomplete = Vec::new();
             let dirs = (1..).map(|n| out.join(format!("boot-{n}")));
@@ -44,7 +47,12 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
                 .enumerate()
             {
                 if boots.len() > 1 {
-                    println!("host: boot {} of {}, report in {}", n + 1, boots.len(), dir.display());
+                    println!(
+                        "host: boot {} of {}, report in {}",
+                        n + 1,
+                        boots.len(),
+                        dir.display()
+                    );
                 }
                 let written = crate::report_out::write(collector, &dir)?;
                 if written.report.incomplete {

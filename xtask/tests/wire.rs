@@ -35,7 +35,7 @@ fn listen(source: &Path, out: &Path, extra: &[&str]) -> Output {
         "--out".as_ref(),
         out.as_os_str(),
     ];
-    args.extend(extra.iter().map(|a| std::ffi::OsStr::new(a)));
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
     xtask(&args)
 }
 
@@ -74,7 +74,11 @@ fn a_damaged_frame_is_counted_lost_and_the_report_is_incomplete() {
     // A byte in the middle of the capture, inside some record frame: flip
     // every bit but keep it non-zero (a zero would split the frame instead).
     let at = bytes.len() / 2;
-    bytes[at] = if bytes[at] == 0xff { 0xfe } else { !bytes[at] | 1 };
+    bytes[at] = if bytes[at] == 0xff {
+        0xfe
+    } else {
+        !bytes[at] | 1
+    };
     let source = tmp.path().join("damaged.uart");
     std::fs::write(&source, &bytes).unwrap();
     let out = tmp.path().join("out");
@@ -82,7 +86,10 @@ fn a_damaged_frame_is_counted_lost_and_the_report_is_incomplete() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let all = text(&o);
     assert!(all.contains("frame(s) on the line"), "{all}");
-    assert!(all.contains("INCOMPLETE:") && all.contains("were lost"), "{all}");
+    assert!(
+        all.contains("INCOMPLETE:") && all.contains("were lost"),
+        "{all}"
+    );
     let json = report_json(&out);
     assert_eq!(json["incomplete"], true);
     assert!(json["lost_frames"].as_u64().unwrap() >= 1, "{json}");
@@ -102,10 +109,19 @@ fn two_captures_concatenated_give_two_reports() {
     let o = listen(&source, &out, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(stdout.contains("host: boot 1 of 2") && stdout.contains("host: boot 2 of 2"), "{}", text(&o));
+    assert!(
+        stdout.contains("host: boot 1 of 2") && stdout.contains("host: boot 2 of 2"),
+        "{}",
+        text(&o)
+    );
     for dir in [out.join("boot-1"), out.clone()] {
         let json = report_json(&dir);
-        assert_eq!(json["runs"].as_array().unwrap().len(), 8, "{}", dir.display());
+        assert_eq!(
+            json["runs"].as_array().unwrap().len(),
+            8,
+            "{}",
+            dir.display()
+        );
         assert_eq!(json["incomplete"], false);
     }
 
@@ -116,10 +132,21 @@ fn two_captures_concatenated_give_two_reports() {
     let both = tmp.path().join("both.bin");
     std::fs::write(&both, &streams).unwrap();
     let again = tmp.path().join("again");
-    let o = xtask(&["report".as_ref(), both.as_os_str(), "--out".as_ref(), again.as_os_str()]);
+    let o = xtask(&[
+        "report".as_ref(),
+        both.as_os_str(),
+        "--out".as_ref(),
+        again.as_os_str(),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("host: boot 2 of 2"));
-    assert_eq!(report_json(&again.join("boot-1"))["runs"].as_array().unwrap().len(), 8);
+    assert_eq!(
+        report_json(&again.join("boot-1"))["runs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        8
+    );
     assert_eq!(report_json(&again)["runs"].as_array().unwrap().len(), 8);
 }
 
@@ -138,7 +165,11 @@ fn a_restart_mid_stream_cuts_the_first_boot() {
     let out = tmp.path().join("out");
     let o = listen(&source, &out, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("boot 1 ended before the firmware finished"), "{}", text(&o));
+    assert!(
+        text(&o).contains("boot 1 ended before the firmware finished"),
+        "{}",
+        text(&o)
+    );
     let cut = report_json(&out.join("boot-1"));
     assert_eq!(cut["incomplete"], true);
     assert!(cut["runs"].as_array().unwrap().len() < 8);
@@ -160,7 +191,12 @@ fn a_stream_of_the_old_protocol_is_refused_naming_both_versions() {
     let path = tmp.path().join("old.bin");
     std::fs::write(&path, &bytes).unwrap();
     let out = tmp.path().join("out");
-    let o = xtask(&["report".as_ref(), path.as_os_str(), "--out".as_ref(), out.as_os_str()]);
+    let o = xtask(&[
+        "report".as_ref(),
+        path.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         text(&o).contains("record protocol 3 is not this host's 4"),
@@ -174,10 +210,19 @@ fn a_stream_of_the_old_protocol_is_refused_naming_both_versions() {
 fn absurd_baud_rates_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     for baud in ["0", "12", "99999999"] {
-        let o = listen(&data("qemu-vc4-sample.uart"), &tmp.path().join("out"), &["--baud", baud]);
+        let o = listen(
+            &data("qemu-vc4-sample.uart"),
+            &tmp.path().join("out"),
+            &["--baud", baud],
+        );
         assert_eq!(o.status.code(), Some(2), "{}", text(&o));
         let stderr = String::from_utf8_lossy(&o.stderr);
-        assert!(stderr.contains(&format!("{baud} baud is not a rate a Pi 3's UART can run at")), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{baud} baud is not a rate a Pi 3's UART can run at"
+            )),
+            "{stderr}"
+        );
     }
     assert!(!tmp.path().join("out").exists());
 }
@@ -193,7 +238,11 @@ fn a_fifo_without_a_writer_honours_silence() {
     let o = listen(&fifo, &tmp.path().join("out"), &["--silence", "1"]);
     let took = started.elapsed();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("was silent for 1 s (no writer opened it)"), "{}", text(&o));
+    assert!(
+        text(&o).contains("was silent for 1 s (no writer opened it)"),
+        "{}",
+        text(&o)
+    );
     assert!(took < std::time::Duration::from_secs(20), "took {took:?}");
 }
 
@@ -202,7 +251,11 @@ fn a_fifo_without_a_writer_honours_silence() {
 fn a_fifo_with_a_writer_is_read_to_its_end() {
     let tmp = tempfile::tempdir().unwrap();
     let fifo = tmp.path().join("line");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let writer_path = fifo.clone();
     let writer = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(300));

@@ -30,12 +30,19 @@ pub struct RunDetail {
 /// A stream that does not make sense.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CollectError {
-    Protocol { found: u16 },
-    UnknownRun { run: u16 },
+    Protocol {
+        found: u16,
+    },
+    UnknownRun {
+        run: u16,
+    },
     NoTrace,
     /// A record whose values are out of range ([`crate::validate`]); it was
     /// not taken, and counts as lost.
-    Invalid { record: &'static str, why: String },
+    Invalid {
+        record: &'static str,
+        why: String,
+    },
 }
 
 impl fmt::Display for CollectError {
@@ -340,8 +347,22 @@ mod tests {
             fragmentation: -1.39e24,
             ..Sample::default()
         };
-        let e = c.push(Record::Sample { run: 0, sample: bad }).unwrap_err();
-        assert!(matches!(e, CollectError::Invalid { record: "Sample", .. }), "{e:?}");
+        let e = c
+            .push(Record::Sample {
+                run: 0,
+                sample: bad,
+            })
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                CollectError::Invalid {
+                    record: "Sample",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
         assert!(c.runs[0].samples.is_empty(), "the bad sample is not kept");
         c.push(Record::Lost { frames: 2 }).unwrap();
         c.push(Record::Finished { exit_code: 0 }).unwrap();

@@ -148,7 +148,10 @@ mod tests {
             ..good_sample()
         };
         let e = sample(&s, Some(16384)).unwrap_err();
-        assert!(e.contains("fragmentation -1390000") && e.contains("[0, 1]"), "{e}");
+        assert!(
+            e.contains("fragmentation -1390000") && e.contains("[0, 1]"),
+            "{e}"
+        );
         for bad in [f32::NAN, f32::INFINITY, 1.01, -0.0001] {
             let s = Sample {
                 fragmentation: bad,
@@ -191,7 +194,11 @@ mod tests {
         };
         assert!(snapshot(&s, Some(4096)).unwrap_err().contains("past 2^64"));
         let s = Snapshot {
-            resident: alloc::vec![SnapshotBuffer { offset: 4000, size: 200, ..b }],
+            resident: alloc::vec![SnapshotBuffer {
+                offset: 4000,
+                size: 200,
+                ..b
+            }],
             ..Snapshot::default()
         };
         assert!(snapshot(&s, Some(4096)).is_err());

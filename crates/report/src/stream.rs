@@ -107,7 +107,10 @@ pub fn read(mut input: impl Read) -> anyhow::Result<Vec<Record>> {
                 )
             })?;
             if rest[..4] != MAGIC[4..] {
-                bail!("record {} claims over a GiB: the stream is damaged", records.len());
+                bail!(
+                    "record {} claims over a GiB: the stream is damaged",
+                    records.len()
+                );
             }
             let version = u16::from_le_bytes([rest[4], rest[5]]);
             if version != FORMAT_VERSION {
