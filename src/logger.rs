@@ -4,10 +4,16 @@
 //!
 //! Frames are rzCOBS-encoded (defmt feature `encoding-rzcobs`) and end with a
 //! 0x00 byte, so the host can resynchronise after bytes that are not frames.
+//! Inside the encoding every frame ends with the trailer of
+//! `protocol::frame`: a sequence number counted from 0 at boot and a CRC-32
+//! of the frame, so the host decodes no damaged frame and counts the lost
+//! ones. The CRC is computed as the bytes pass (one table lookup per byte,
+//! far below the UART's 11 µs per byte), with no copy of the frame.
 
 use crate::uart;
 use core::arch::asm;
 use core::cell::UnsafeCell;
+use protocol::frame::FrameDigest;
 
 /// Masks all of D, A, I and F and returns the previous DAIF. Single core and
 /// no interrupt handlers: this is all a critical section needs, and it uses no
@@ -34,6 +40,10 @@ unsafe impl critical_section::Impl for DaifCriticalSection {
 
 struct State {
     encoder: defmt::Encoder,
+    /// The CRC of the frame being written.
+    digest: FrameDigest,
+    /// The sequence number of the next frame to end.
+    next_sequence: u32,
     taken: bool,
     restore: u64,
 }
@@ -45,6 +55,8 @@ unsafe impl Sync for Shared {}
 
 static STATE: Shared = Shared(UnsafeCell::new(State {
     encoder: defmt::Encoder::new(),
+    digest: FrameDigest::new(),
+    next_sequence: 0,
     taken: false,
     restore: 0,
 }));
@@ -65,8 +77,11 @@ unsafe impl defmt::Logger for Logger {
             // A fault or panic while a frame was being written: that frame
             // never ends. Terminate it with the frame separator so the host
             // drops it and decodes the report that follows.
+            // Its number is not reused: the host counts it as lost.
             uart::write_byte(0);
             state.encoder = defmt::Encoder::new();
+            state.digest = FrameDigest::new();
+            state.next_sequence = state.next_sequence.wrapping_add(1);
         }
         state.taken = true;
         state.restore = restore;
@@ -80,6 +95,9 @@ unsafe impl defmt::Logger for Logger {
     unsafe fn release() {
         // SAFETY: called after `acquire`, with DAIF still masked.
         let state = unsafe { &mut *STATE.0.get() };
+        let trailer = state.digest.finish(state.next_sequence);
+        state.next_sequence = state.next_sequence.wrapping_add(1);
+        state.encoder.write(&trailer, uart::write_bytes);
         state.encoder.end_frame(uart::write_bytes);
         state.taken = false;
         let restore = state.restore;
@@ -90,6 +108,7 @@ unsafe impl defmt::Logger for Logger {
     unsafe fn write(bytes: &[u8]) {
         // SAFETY: between acquire and release, DAIF masked.
         let state = unsafe { &mut *STATE.0.get() };
+        state.digest.update(bytes);
         state.encoder.write(bytes, uart::write_bytes);
     }
 }

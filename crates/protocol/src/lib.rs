@@ -1,8 +1,9 @@
 //! The host-target protocol outside the record stream: what the host asks
 //! one boot of the firmware to do ([`command`]), how the firmware says how
 //! the boot ended ([`exit_code`]), and the names of the checks the target
-//! tests look for ([`check`]), and the framing of a trace pushed to the
-//! runner ([`transfer`]). The firmware and `xtask` both depend on this
+//! tests look for ([`check`]), the trailer that numbers and checks every
+//! frame the firmware sends ([`frame`]), and the framing of a trace pushed
+//! to the runner ([`transfer`]). The firmware and `xtask` both depend on this
 //! crate, so the two sides cannot disagree on a number or a name.
 //!
 //! `no_std`, its one dependency the `crc` crate: the firmware links it as it is.
@@ -11,6 +12,7 @@
 pub mod check;
 pub mod command;
 pub mod exit_code;
+pub mod frame;
 pub mod transfer;
 
 pub use command::{Command, CommandWord, ALL_COMMANDS, COMMAND_ADDR, COMMAND_MAGIC};

@@ -18,13 +18,14 @@ mod hex;
 mod names;
 mod platform;
 pub mod units;
+pub mod validate;
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 pub use bringup::{Bringup, BringupItem, BringupReport};
-pub use collect::{CollectError, Collector, RunDetail};
+pub use collect::{CollectError, Collector, RunDetail, Streams};
 pub use conditions::{Calibration, ClockCheck, RunConditions, RunFlag};
 pub use names::{MoverKind, ParseNameError, Policy};
 pub use platform::{MemRange, Platform, PlatformField, PlatformKey, UNAVAILABLE};
@@ -32,8 +33,9 @@ pub use platform::{MemRange, Platform, PlatformField, PlatformKey, UNAVAILABLE};
 /// Version of the wire protocol; the host refuses a stream of another version.
 /// 2: clocks and throttling in the platform block, run conditions in every
 /// result, bring-up records. 3: the runner's transfer records (Ready, Ack,
-/// Nak, Accepted, Refused).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// Nak, Accepted, Refused). 4: every frame on the wire ends in a sequence
+/// number and a CRC-32 (`protocol::frame`); the host's `Lost` record.
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Where the numbers of a report came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -271,9 +273,39 @@ pub enum Record {
     },
     /// The transfer or the trace is refused, and why; the runner waits again.
     Refused { reason: String },
+    /// Made by the host, never sent by the firmware: `frames` frames of the
+    /// stream were lost here (damaged, failing their CRC, or missing from
+    /// the sequence numbers). Kept in records.bin, so a report read again
+    /// still says what was lost.
+    Lost { frames: u64 },
 }
 
 impl Record {
+    /// The record's kind, as messages name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Record::Hello { .. } => "Hello",
+            Record::Platform(_) => "Platform",
+            Record::Trace(_) => "Trace",
+            Record::RunStart { .. } => "RunStart",
+            Record::Progress { .. } => "Progress",
+            Record::Sample { .. } => "Sample",
+            Record::Snapshot { .. } => "Snapshot",
+            Record::Moves { .. } => "Moves",
+            Record::Corruption { .. } => "Corruption",
+            Record::RunEnd { .. } => "RunEnd",
+            Record::Bringup(_) => "Bringup",
+            Record::Check { .. } => "Check",
+            Record::Finished { .. } => "Finished",
+            Record::Ready { .. } => "Ready",
+            Record::Ack { .. } => "Ack",
+            Record::Nak { .. } => "Nak",
+            Record::Accepted { .. } => "Accepted",
+            Record::Refused { .. } => "Refused",
+            Record::Lost { .. } => "Lost",
+        }
+    }
+
     /// Serializes for the wire (postcard).
     pub fn to_bytes(&self) -> Result<Vec<u8>, postcard::Error> {
         postcard::to_allocvec(self)
@@ -294,7 +326,13 @@ pub struct Report {
     pub trace: TraceInfo,
     pub runs: Vec<RunResult>,
     /// The stream ended before the firmware said it had finished (a board
-    /// reset mid-stream, a cut cable): the runs are those that ended.
+    /// reset mid-stream, a cut cable) or frames were lost: the runs are
+    /// those that ended and arrived whole.
     #[serde(default)]
     pub incomplete: bool,
+    /// Frames lost on the wire (damaged, or missing from the sequence) and
+    /// records refused for values out of range; any makes the report
+    /// incomplete.
+    #[serde(default)]
+    pub lost_frames: u64,
 }

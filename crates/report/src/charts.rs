@@ -192,6 +192,11 @@ fn timeline_chart(
                 .samples
                 .iter()
                 .map(|s| (s.time_us as f64 / 1e6, value(s)))
+                // The collector range-checks samples (records::validate);
+                // this keeps a point plotters cannot place (negative, not
+                // finite: its pixel arithmetic overflows) out of any chart
+                // whatever the samples' origin.
+                .filter(|&(x, y)| x.is_finite() && y.is_finite() && x >= 0.0 && y >= 0.0)
                 .collect();
             (r.policy, thin_line(&pts, MAX_LINE_POINTS))
         })

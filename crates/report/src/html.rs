@@ -123,7 +123,7 @@ fn platform_block(h: &mut String, report: &Report, collector: Option<&Collector>
         let _ = writeln!(
             h,
             "<p class=\"source incomplete\"><strong>Incomplete:</strong> {}</p>",
-            escape(crate::metrics::INCOMPLETE_TEXT)
+            escape(&crate::metrics::incomplete_text(report))
         );
     }
     let mut rows: Vec<(&str, String)> = run_context(report);

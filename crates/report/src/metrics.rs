@@ -354,12 +354,25 @@ pub fn run_context(report: &Report) -> Vec<(&'static str, String)> {
 /// What an incomplete report is, for the table and the page.
 pub const INCOMPLETE_TEXT: &str = "the stream ended before the firmware finished (a board reset or a new boot cut it off); only the runs that ended are shown";
 
+/// Why `report` is incomplete, for the table and the page: frames lost on
+/// the line (numbers that may be missing from any run), or a cut stream.
+pub fn incomplete_text(report: &Report) -> String {
+    if report.lost_frames > 0 {
+        format!(
+            "{} frame(s) of the stream were lost (damaged on the line, failing their CRC, or missing from the sequence numbers) and were not decoded: what they held (samples, a run's result, the end of the stream) is missing, so there may be fewer or thinner runs here than the firmware measured",
+            report.lost_frames
+        )
+    } else {
+        INCOMPLETE_TEXT.to_string()
+    }
+}
+
 /// The header lines the terminal prints above the numbers: source, an
 /// incomplete stream, board, timer, trace and pool.
 pub fn context_lines(report: &Report) -> Vec<String> {
     let mut lines = vec![format!("source: {}", source_description(report.source))];
     if report.incomplete {
-        lines.push(format!("INCOMPLETE: {INCOMPLETE_TEXT}"));
+        lines.push(format!("INCOMPLETE: {}", incomplete_text(report)));
     }
     if let Some(p) = &report.platform {
         lines.push(format!("board: {}", board_summary(p)));

@@ -5,9 +5,15 @@
 //! version ([`FORMAT_VERSION`]), then records, each a little-endian `u32` length
 //! followed by that many bytes of postcard-encoded [`Record`]. The record
 //! protocol itself is versioned by the stream's `Hello` record.
+//!
+//! Files written one after the other (`cat a/records.bin b/records.bin`)
+//! read as one stream: a header where a length would be is skipped (no
+//! length starts with `POOL`: it would be over a GiB). A stream of several
+//! boots is split at their `Hello` records ([`boots`]), as `listen` splits
+//! a serial line.
 
 use anyhow::{bail, Context};
-use records::{Collector, Record, PROTOCOL_VERSION};
+use records::{CollectError, Collector, Record, Streams, PROTOCOL_VERSION};
 use std::io::{self, Read, Write};
 use std::path::Path;
 
@@ -92,6 +98,26 @@ pub fn read(mut input: impl Read) -> anyhow::Result<Vec<Record>> {
             ),
             Fill::Full => {}
         }
+        if len == MAGIC[..4] {
+            let mut rest = [0u8; 6];
+            input.read_exact(&mut rest).with_context(|| {
+                format!(
+                    "record stream truncated after {} records (inside a second file header)",
+                    records.len()
+                )
+            })?;
+            if rest[..4] != MAGIC[4..] {
+                bail!(
+                    "record {} claims over a GiB: the stream is damaged",
+                    records.len()
+                );
+            }
+            let version = u16::from_le_bytes([rest[4], rest[5]]);
+            if version != FORMAT_VERSION {
+                bail!("a second record stream of format version {version} follows record {}; this build reads version {FORMAT_VERSION}", records.len());
+            }
+            continue;
+        }
         let len = u32::from_le_bytes(len);
         if len > MAX_RECORD_BYTES {
             bail!(
@@ -147,15 +173,40 @@ pub fn load(path: &Path) -> anyhow::Result<Collector> {
     collect(records)
 }
 
-/// Feeds records to a new collector.
+/// Feeds records to a new collector: the stream must hold one boot (see
+/// [`boots`] for several).
 pub fn collect(records: impl IntoIterator<Item = Record>) -> anyhow::Result<Collector> {
-    let mut collector = Collector::new();
-    for (i, record) in records.into_iter().enumerate() {
-        collector
-            .push(record)
-            .map_err(|e| anyhow::anyhow!("record {i}: {e}"))?;
+    let mut boots = boots(records)?;
+    if boots.len() > 1 {
+        bail!(
+            "the stream holds {} boots (one report each): `cargo xtask report` writes them one by one; give anything else one boot",
+            boots.len()
+        );
     }
-    Ok(collector)
+    Ok(boots.pop().unwrap_or_default())
+}
+
+/// Splits records at boot banners (`records::Streams`, the same as
+/// `listen`'s), one collector per boot that reported anything. A record
+/// with values out of range is counted as lost (the report is marked
+/// incomplete); any other collector error refuses the stream.
+pub fn boots(records: impl IntoIterator<Item = Record>) -> anyhow::Result<Vec<Collector>> {
+    let mut streams = Streams::default();
+    for (i, record) in records.into_iter().enumerate() {
+        match streams.push(record) {
+            Ok(()) | Err(CollectError::Invalid { .. }) => {}
+            Err(e) => bail!("record {i}: {e}"),
+        }
+    }
+    Ok(streams.into_all())
+}
+
+/// Reads a record-stream file into one collector per boot.
+pub fn load_boots(path: &Path) -> anyhow::Result<Vec<Collector>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let records =
+        read(io::BufReader::new(file)).with_context(|| format!("reading {}", path.display()))?;
+    boots(records)
 }
 
 /// Move samples per `Moves` record when a collector is written back out.
@@ -249,8 +300,121 @@ pub fn records_of(collector: &Collector) -> Vec<Record> {
             detail: detail.clone(),
         });
     }
+    if collector.lost_frames > 0 {
+        out.push(Record::Lost {
+            frames: collector.lost_frames,
+        });
+    }
     if let Some(exit_code) = collector.exit_code {
         out.push(Record::Finished { exit_code });
     }
     out
+}
+
+/// Everything `cargo xtask report` does with a record-stream file short of
+/// writing it out: read, split per boot, and for each boot with a report,
+/// its summary, timeline, charts and page. The number of reports built.
+/// The body of the record-stream fuzz target and of the property tests: it
+/// may refuse the bytes, never panic.
+pub fn render_in_memory(bytes: &[u8]) -> anyhow::Result<usize> {
+    let mut built = 0;
+    for collector in boots(read(bytes)?)? {
+        let Ok(report) = collector.report() else {
+            continue;
+        };
+        let _ = crate::timeline::csv(&collector);
+        let charts = crate::charts::all(&report, Some(&collector))?;
+        let _ = crate::html::page(&report, Some(&collector), &charts);
+        built += 1;
+    }
+    Ok(built)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `records.bin` of the real capture in xtask/tests/data (the report
+    /// `listen` wrote from it).
+    const REAL: &[u8] = include_bytes!("../tests/data/qemu-vc4-sample.records.bin");
+
+    #[test]
+    fn the_real_stream_renders_one_complete_report() {
+        assert_eq!(render_in_memory(REAL).unwrap(), 1);
+        let boots = boots(read(REAL).unwrap()).unwrap();
+        let report = boots[0].report().unwrap();
+        assert_eq!(report.runs.len(), 8);
+        assert!(!report.incomplete);
+    }
+
+    #[test]
+    fn truncation_at_every_offset_refuses_with_a_message_or_renders() {
+        for cut in 0..REAL.len() {
+            match render_in_memory(&REAL[..cut]) {
+                Ok(_) => {}
+                Err(e) => {
+                    let text = format!("{e:#}");
+                    assert!(
+                        text.contains("truncated") || text.contains("header"),
+                        "cut at {cut}: {text}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn two_streams_one_after_the_other_are_two_boots() {
+        let mut both = REAL.to_vec();
+        both.extend_from_slice(REAL);
+        assert_eq!(render_in_memory(&both).unwrap(), 2);
+        let e = collect(read(both.as_slice()).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("holds 2 boots"), "{e}");
+    }
+
+    #[test]
+    fn an_out_of_range_sample_is_lost_not_charted() {
+        let mut records = read(REAL).unwrap();
+        let at = records
+            .iter()
+            .position(|r| matches!(r, Record::Sample { .. }))
+            .expect("the capture has samples");
+        if let Record::Sample { sample, .. } = &mut records[at] {
+            sample.fragmentation = -1.39e24;
+        }
+        let mut bytes = Vec::new();
+        write(&mut bytes, &records).unwrap();
+        assert_eq!(render_in_memory(&bytes).unwrap(), 1);
+        let report = collect(records).unwrap().report().unwrap();
+        assert_eq!(report.lost_frames, 1);
+        assert!(report.incomplete);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_after_the_header_never_panic(
+            body in proptest::collection::vec(any::<u8>(), 0..2048),
+        ) {
+            let mut bytes = b"POOLRECS\x01\x00".to_vec();
+            bytes.extend_from_slice(&body);
+            let _ = render_in_memory(&bytes);
+        }
+
+        #[test]
+        fn bit_flips_and_garbage_in_the_real_stream_never_panic(
+            flips in proptest::collection::vec((10usize..REAL.len(), 0u8..8), 0..6),
+            at in 10usize..REAL.len(),
+            garbage in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let mut bytes = REAL.to_vec();
+            for &(i, bit) in &flips {
+                bytes[i] ^= 1 << bit;
+            }
+            bytes.splice(at..at, garbage);
+            let _ = render_in_memory(&bytes);
+        }
+    }
 }

@@ -221,11 +221,11 @@ pub fn listen_reset(built: &Built, timeout: Duration) -> Result<String> {
     }
     ensure!(reset_done, "no run started, so no reset was made");
     ensure!(
-        streams.incomplete.len() == 1,
+        streams.incomplete().count() == 1,
         "{} incomplete streams, want 1",
-        streams.incomplete.len()
+        streams.incomplete().count()
     );
-    let cut = streams.incomplete[0]
+    let cut = streams.earlier[0]
         .report()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     ensure!(cut.incomplete, "the cut stream is not marked incomplete");
