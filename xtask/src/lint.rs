@@ -70,10 +70,15 @@ pub fn run(_args: LintArgs) -> Result<ExitCode> {
     .chain(deny)
     .collect();
     step("clippy, host crates", &host, None)?;
-    let launcher: Vec<&str> = ["clippy", "--manifest-path", LAUNCHER_MANIFEST, "--all-targets"]
-        .into_iter()
-        .chain(deny)
-        .collect();
+    let launcher: Vec<&str> = [
+        "clippy",
+        "--manifest-path",
+        LAUNCHER_MANIFEST,
+        "--all-targets",
+    ]
+    .into_iter()
+    .chain(deny)
+    .collect();
     step("clippy, launcher", &launcher, None)?;
     let target: Vec<&str> = [
         "clippy",
