@@ -73,11 +73,12 @@ fn moved(mut written: report::Written, out: &Path) -> report::Written {
 }
 
 /// True for what a report, a bring-up or a sweep directory holds: its files
-/// (json, bin, csv, svg, html) and `listen`'s `incomplete-N` reports.
+/// (json, bin, csv, svg, html) and the `boot-N` reports of `listen` and
+/// `report` (the earlier boots of a capture).
 fn is_report_entry(name: &str, is_dir: bool) -> bool {
     if is_dir {
         return name
-            .strip_prefix("incomplete-")
+            .strip_prefix("boot-")
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
     }
     [".json", ".bin", ".csv", ".svg", ".html"]
@@ -166,7 +167,7 @@ pub fn check_out(out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Report directories this process wrote, so `listen`'s incomplete reports
+/// Report directories this process wrote, so the earlier boots' reports
 /// inside `--out` survive the main report replacing `--out` after them,
 /// while those of an earlier run do not.
 static WRITTEN_HERE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -294,21 +295,21 @@ mod tests {
     }
 
     #[test]
-    fn incomplete_reports_written_by_this_process_survive_the_main_one() {
+    fn earlier_boots_written_by_this_process_survive_the_main_one() {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("listen");
-        // An earlier run's incomplete report: not carried over.
-        replace_dir(&out.join("incomplete-2"), |d| {
+        // An earlier run's report of an earlier boot: not carried over.
+        replace_dir(&out.join("boot-2"), |d| {
             Ok(std::fs::write(d.join("report.json"), "earlier")?)
         })
         .unwrap();
         WRITTEN_HERE.lock().unwrap().clear();
-        replace_dir(&out.join("incomplete-1"), |d| {
+        replace_dir(&out.join("boot-1"), |d| {
             Ok(std::fs::write(d.join("report.json"), "cut")?)
         })
         .unwrap();
         replace_dir(&out, |d| Ok(std::fs::write(d.join("report.json"), "main")?)).unwrap();
-        assert_eq!(names(&out), ["incomplete-1", "report.json"]);
+        assert_eq!(names(&out), ["boot-1", "report.json"]);
     }
 
     #[test]
