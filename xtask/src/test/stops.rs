@@ -45,9 +45,21 @@ impl Drop for Scratch {
     }
 }
 
+/// The binary of this very process. `cargo xtask test` runs `cargo test`
+/// first, which can relink `target/debug/xtask` (dev-dependencies unify
+/// features differently), and then the path of the running image no longer
+/// names it ("... (deleted)"); Linux's /proc/self/exe still does.
+fn this_binary() -> Result<std::path::PathBuf> {
+    let proc_self = std::path::Path::new("/proc/self/exe");
+    if proc_self.exists() {
+        return Ok(proc_self.to_path_buf());
+    }
+    std::env::current_exe().context("finding the xtask binary")
+}
+
 /// `xtask run ARGS` as a child process, its stdout and stderr captured.
 fn xtask_run(args: &[&str]) -> Result<ChildGuard> {
-    let exe = std::env::current_exe().context("finding the xtask binary")?;
+    let exe = this_binary()?;
     let child = Command::new(&exe)
         .arg("run")
         .args(args)
