@@ -143,6 +143,8 @@ pub fn decode_capture(
 
 /// `cargo xtask listen`.
 pub fn run(args: ListenArgs) -> Result<ExitCode> {
+    // Before a board's minutes of output, not after them.
+    crate::report_out::check_out(&crate::report_out::dir(args.out.clone()))?;
     let elf_path = args.elf.clone().unwrap_or_else(default_elf);
     let elf = std::fs::read(&elf_path).with_context(|| {
         format!(

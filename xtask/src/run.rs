@@ -273,8 +273,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
 pub const STOPPED_EXIT_CODE: u8 = 3;
 
 /// Why a session's replay is not whole, if it is not: the host stopped
-/// QEMU, or the firmware ended (a panic, an exception) with a run unfinished
-/// or without its Finished record.
+/// QEMU, the firmware ended (a panic, an exception) with a run unfinished
+/// or without its Finished record, or frames were lost.
 fn why_incomplete(session: &Session) -> Option<String> {
     if let Some(why) = &session.stopped {
         return Some(why.clone());
@@ -288,6 +288,12 @@ fn why_incomplete(session: &Session) -> Option<String> {
         (None, None) if session.collector.trace.is_some() => Some(format!(
             "the firmware ended with exit code {} without its Finished record",
             session.exit_code
+        )),
+        // QEMU's UART loses nothing; a board's line can. What a lost frame
+        // held is unknown, so the report cannot claim to be whole.
+        _ if session.collector.lost_frames > 0 => Some(format!(
+            "{} frame(s) of the record stream were lost on the line and not decoded",
+            session.collector.lost_frames
         )),
         _ => None,
     }
@@ -404,4 +410,48 @@ fn run_board(args: &RunArgs, device: &std::path::Path) -> Result<ExitCode> {
     let code = collector.exit_code.unwrap_or(u32::MAX);
     println!("host: firmware exit code {code}");
     Ok(ExitCode::from(code.min(255) as u8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(collector: records::Collector, exit_code: i32) -> Session {
+        Session {
+            collector,
+            records: Vec::new(),
+            log: Vec::new(),
+            malformed: Vec::new(),
+            exit_code,
+            first_line_after: None,
+            first_byte_after: None,
+            elapsed: Duration::ZERO,
+            stopped: None,
+        }
+    }
+
+    #[test]
+    fn lost_frames_make_a_finished_replay_incomplete() {
+        let whole = records::Collector {
+            exit_code: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(why_incomplete(&session(whole.clone(), 0)), None);
+        let lossy = records::Collector {
+            lost_frames: 2,
+            ..whole
+        };
+        let why = why_incomplete(&session(lossy, 0)).expect("lost frames are not a whole replay");
+        assert!(
+            why.starts_with("2 frame(s) of the record stream were lost"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_host_stop_is_named_first() {
+        let mut s = session(records::Collector::default(), 0);
+        s.stopped = Some("the watchdog fired".into());
+        assert_eq!(why_incomplete(&s).as_deref(), Some("the watchdog fired"));
+    }
 }

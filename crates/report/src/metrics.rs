@@ -352,7 +352,7 @@ pub fn run_context(report: &Report) -> Vec<(&'static str, String)> {
 }
 
 /// What an incomplete report is, for the table and the page.
-pub const INCOMPLETE_TEXT: &str = "the stream ended before the firmware finished (a board reset or a new boot cut it off); only the runs that ended are shown";
+pub const INCOMPLETE_TEXT: &str = "the stream ended before the firmware finished (the host stopped it, the firmware faulted, or a board reset or a new boot cut it off: the command's own output says which); only the runs that ended are shown";
 
 /// Why `report` is incomplete, for the table and the page: frames lost on
 /// the line (numbers that may be missing from any run), or a cut stream.
