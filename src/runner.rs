@@ -126,6 +126,7 @@ fn receive_inner(layout: &Layout, wait_us: u64) -> Received {
         pool_bytes: layout.pool.len() as u64,
         window: WINDOW,
         wait_ms: (wait_us / 1000) as u32,
+        heap_free_bytes: crate::HEAP.free() as u64,
     };
     send_record(&ready);
     let give_up = timer::deadline_after_us(wait_us);

@@ -159,7 +159,19 @@ pub struct PushOutcome {
     pub elapsed: Duration,
 }
 
-/// Waits up to `ready_wait` for the runner's Ready, then sends `trace` for a
+/// What the runner's Ready says about the board, for the host's checks
+/// before a trace is sent.
+#[derive(Clone, Copy, Debug)]
+pub struct BoardRoom {
+    /// The pool region of the board's firmware.
+    pub pool_bytes: u64,
+    /// The firmware's free heap, which receives the trace and then holds the
+    /// replay's paged-out buffers.
+    pub heap_free_bytes: u64,
+}
+
+/// Waits up to `ready_wait` for the runner's Ready, asks `fits` whether the
+/// trace can be replayed in the room the board has, then sends `trace` for a
 /// pool of `pool_bytes` (0: the board's own). Events that are not part of
 /// the transfer (log lines, the boot's records) go to `observe`.
 pub fn push(
@@ -168,9 +180,11 @@ pub fn push(
     pool_bytes: u64,
     fault: Fault,
     ready_wait: Duration,
+    fits: &dyn Fn(BoardRoom) -> Result<()>,
     observe: &mut dyn FnMut(&Decoded),
 ) -> Result<PushOutcome> {
-    let window = wait_for_ready(link, trace.len() as u64, pool_bytes, ready_wait, observe)?;
+    let (window, room) = wait_for_ready(link, trace.len() as u64, pool_bytes, ready_wait, observe)?;
+    fits(room)?;
     let offer = Offer {
         trace_bytes: u32::try_from(trace.len()).context("a trace above 4 GiB")?,
         pool_bytes,
@@ -298,14 +312,15 @@ fn resend_after(window: u32, base: u32, elapsed: Duration) -> Duration {
     window_time.max(RESEND_AFTER)
 }
 
-/// Waits for Ready and checks the trace fits; returns the board's window.
+/// Waits for Ready and checks the trace fits; returns the board's window
+/// and room.
 fn wait_for_ready(
     link: &mut Link,
     trace_bytes: u64,
     pool_bytes: u64,
     wait: Duration,
     observe: &mut dyn FnMut(&Decoded),
-) -> Result<u16> {
+) -> Result<(u16, BoardRoom)> {
     let deadline = crate::qemu::deadline_in(wait);
     while Instant::now() < deadline {
         match link.next_event(Duration::from_millis(100))? {
@@ -314,6 +329,7 @@ fn wait_for_ready(
                     max_trace_bytes,
                     pool_bytes: board_pool,
                     window,
+                    heap_free_bytes,
                     ..
                 } => {
                     if trace_bytes > max_trace_bytes {
@@ -327,7 +343,11 @@ fn wait_for_ready(
                             pool_bytes >> 20
                         );
                     }
-                    return Ok(window.clamp(1, 64));
+                    let room = BoardRoom {
+                        pool_bytes: board_pool,
+                        heap_free_bytes,
+                    };
+                    return Ok((window.clamp(1, 64), room));
                 }
                 other => observe(&Decoded::Record(Box::new(other))),
             },

@@ -353,14 +353,9 @@ pub fn push_trace(
 ) -> Result<BoardRun> {
     let trace = compile_for_board(build)?;
     let mut seen = |event: &Decoded| observe(event);
-    let push = crate::board::push(
-        link,
-        &trace,
-        build.effective_pool_size(),
-        fault,
-        timeout,
-        &mut seen,
-    )?;
+    let pool_bytes = build.effective_pool_size();
+    let fits = |room: crate::board::BoardRoom| preflight::check_board(&trace, pool_bytes, room);
+    let push = crate::board::push(link, &trace, pool_bytes, fault, timeout, &fits, &mut seen)?;
     let collector = match &push.result {
         crate::board::Pushed::Accepted { .. } => crate::board::collect(link, timeout, &mut seen)?,
         crate::board::Pushed::Refused(_) => records::Collector::new(),

@@ -251,13 +251,16 @@ pub enum Record {
     Finished { exit_code: u32 },
     /// The runner can take a trace (repeated while it waits): the largest
     /// it can hold, its pool region, how many frames the host may send
-    /// ahead of an acknowledgement, and how long it waits before it replays
-    /// the embedded trace instead.
+    /// ahead of an acknowledgement, how long it waits before it replays
+    /// the embedded trace instead, and its free heap.
     Ready {
         max_trace_bytes: u64,
         pool_bytes: u64,
         window: u16,
         wait_ms: u32,
+        /// Free bytes of the firmware's heap now: a pushed trace is received
+        /// into it, and the replay's paged-out buffers then live in what is left.
+        heap_free_bytes: u64,
     },
     /// Every frame before `next` has been received whole.
     Ack { next: u32 },

@@ -226,6 +226,47 @@ fn simulate(trace: &trace::binary::BinaryTrace<'_>, pool_bytes: u64) -> Result<V
         .collect()
 }
 
+/// Before a trace is pushed to a board: the board's heap must hold the
+/// trace itself and then the replay's peak overflow under every policy (as
+/// the simulator finds it for the pool the board will use), plus the
+/// firmware's own allocations. The board's memory is only known from its
+/// Ready, so this is checked there rather than before the build, as under QEMU.
+pub fn check_board(
+    trace_bytes: &[u8],
+    pool_bytes: u64,
+    room: crate::board::BoardRoom,
+) -> Result<()> {
+    let trace = trace::binary::BinaryTrace::parse(trace_bytes)
+        .map_err(|e| anyhow::anyhow!("the compiled trace: {e}"))?;
+    let pool_bytes = if pool_bytes == 0 {
+        room.pool_bytes
+    } else {
+        pool_bytes
+    };
+    let work = simulate(&trace, pool_bytes)?;
+    let overflow = peak_overflow(&work);
+    let need = (trace_bytes.len() as u64).saturating_add(layout::heap_needed(overflow) as u64);
+    if need <= room.heap_free_bytes {
+        return Ok(());
+    }
+    let per_policy: Vec<String> = work
+        .iter()
+        .map(|p| format!("{} {}", p.policy, crate::size::mib(p.peak_overflow_bytes)))
+        .collect();
+    bail!(
+        "the board's heap cannot hold this replay: it has {} free, and needs {} for the trace, \
+         the simulator's peak overflow of {} at a {} pool ({}) and {} for the firmware's own allocations; \
+         a pool closer to the trace's peak live size ({}) overflows less",
+        crate::size::mib(room.heap_free_bytes),
+        crate::size::mib(trace_bytes.len() as u64),
+        crate::size::mib(overflow),
+        crate::size::mib(pool_bytes),
+        per_policy.join(", "),
+        crate::size::mib(layout::MIN_HEAP as u64),
+        crate::size::mib(trace.peak_live_bytes()),
+    )
+}
+
 /// The `.coherent` section of the firmware ELF, which the pool follows.
 pub fn coherent_range(elf: &[u8]) -> Result<Range<usize>> {
     let file = object::File::parse(elf).context("the firmware ELF does not parse")?;
@@ -342,6 +383,56 @@ pub fn check(build: &BuildOptions, built: &Built) -> Result<Work> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Three 32 MiB buffers, each used (paged in) in turn.
+    fn three_big_buffers() -> Vec<u8> {
+        use trace::{Event, EventKind};
+        let mut events = Vec::new();
+        for buffer in 0..3u32 {
+            let at = u64::from(buffer) * 10;
+            events.push(Event {
+                time_us: at,
+                buffer,
+                kind: EventKind::Create {
+                    size: 32 << 20,
+                    unmoveable: false,
+                },
+            });
+            events.push(Event {
+                time_us: at + 1,
+                buffer,
+                kind: EventKind::Use,
+            });
+        }
+        trace::binary::encode(events, "three").unwrap()
+    }
+
+    #[test]
+    fn a_board_whose_heap_cannot_hold_the_overflow_is_refused_with_the_numbers() {
+        let trace = three_big_buffers();
+        let room = |heap_free_bytes| crate::board::BoardRoom {
+            pool_bytes: 80 << 20,
+            heap_free_bytes,
+        };
+        // A 32 MiB pool holds one of them: two are out, 64 MiB of overflow.
+        let error = check_board(&trace, 32 << 20, room(40 << 20))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("has 40.0 MiB free"), "{error}");
+        assert!(
+            error.contains("peak overflow of 64.0 MiB at a 32.0 MiB pool"),
+            "{error}"
+        );
+        assert!(check_board(&trace, 32 << 20, room(200 << 20)).is_ok());
+        // 0 asks for the board's own pool (80 MiB: one buffer out).
+        let error = check_board(&trace, 0, room(20 << 20))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("peak overflow of 32.0 MiB at a 80.0 MiB pool"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn limits_scale_with_the_estimate_and_saturate() {
