@@ -257,6 +257,18 @@ pub fn command_line(run: &QemuRun) -> Vec<String> {
 /// How often the loop looks at Ctrl-C and the limits while QEMU is silent.
 const POLL: Duration = Duration::from_millis(100);
 
+/// QEMU with these arguments, its output piped to us, killed when the guard goes.
+fn spawn_qemu(args: &[String]) -> Result<ChildGuard> {
+    let child = Command::new(crate::setup::QEMU)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {} {}", crate::setup::QEMU, args.join(" ")))?;
+    Ok(ChildGuard::new(child))
+}
+
 /// Runs QEMU, handing every chunk of serial output to `on_bytes` as it
 /// arrives, until QEMU exits, the firmware makes no progress for the
 /// watchdog's time, the overall limit passes or Ctrl-C is pressed.
@@ -265,15 +277,7 @@ const POLL: Duration = Duration::from_millis(100);
 pub fn run(run: &QemuRun, on_bytes: &mut dyn FnMut(&[u8]) -> bool) -> Result<Outcome> {
     let args = command_line(run);
     let start = Instant::now();
-    let mut child = ChildGuard::new(
-        Command::new(crate::setup::QEMU)
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {} {}", crate::setup::QEMU, args.join(" ")))?,
-    );
+    let mut child = spawn_qemu(&args)?;
 
     let mut stdout = child.child().stdout.take().context("QEMU's stdout")?;
     let mut stderr = child.child().stderr.take().context("QEMU's stderr")?;
@@ -469,15 +473,7 @@ impl PtyBoard {
                 command.loader_data_with(argument)
             ),
         ];
-        let mut child = ChildGuard::new(
-            Command::new(crate::setup::QEMU)
-                .args(&args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .with_context(|| format!("starting {} {}", crate::setup::QEMU, args.join(" ")))?,
-        );
+        let mut child = spawn_qemu(&args)?;
         // "char device redirected to /dev/pts/N (label serial0)", on stdout
         // or stderr depending on the version: read both.
         let (tx, rx) = mpsc::channel::<String>();
