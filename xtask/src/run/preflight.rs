@@ -249,10 +249,7 @@ pub fn check_board(
     if need <= room.heap_free_bytes {
         return Ok(());
     }
-    let per_policy: Vec<String> = work
-        .iter()
-        .map(|p| format!("{} {}", p.policy, crate::size::mib(p.peak_overflow_bytes)))
-        .collect();
+    let per_policy = overflow_by_policy(&work);
     bail!(
         "the board's heap cannot hold this replay: it has {} free, and needs {} for the trace, \
          the simulator's peak overflow of {} at a {} pool ({}) and {} for the firmware's own allocations; \
@@ -261,7 +258,7 @@ pub fn check_board(
         crate::size::mib(trace_bytes.len() as u64),
         crate::size::mib(overflow),
         crate::size::mib(pool_bytes),
-        per_policy.join(", "),
+        per_policy,
         crate::size::mib(layout::MIN_HEAP as u64),
         crate::size::mib(trace.peak_live_bytes()),
     )
@@ -280,6 +277,14 @@ pub fn coherent_range(elf: &[u8]) -> Result<Range<usize>> {
 }
 
 /// The largest peak overflow over `work`.
+/// "first-fit 64.0 MiB, compact 64.0 MiB, ...": each policy's peak overflow.
+fn overflow_by_policy(work: &[PolicyWork]) -> String {
+    work.iter()
+        .map(|p| format!("{} {}", p.policy, crate::size::mib(p.peak_overflow_bytes)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn peak_overflow(work: &[PolicyWork]) -> u64 {
     work.iter()
         .map(|p| p.peak_overflow_bytes)
@@ -351,10 +356,7 @@ pub fn check(build: &BuildOptions, built: &Built) -> Result<Work> {
     ) {
         Ok(layout) => layout,
         Err(e @ LayoutError::HeapTooSmall { heap, .. }) => {
-            let per_policy: Vec<String> = work
-                .iter()
-                .map(|p| format!("{} {}", p.policy, crate::size::mib(p.peak_overflow_bytes)))
-                .collect();
+            let per_policy = overflow_by_policy(&work);
             let largest = largest_fitting_pool(&trace, &coherent, peak_overflow(&work))?;
             bail!(
                 "the backing heap cannot hold this replay's overflow: with a {} pool the firmware's heap is {}, \
@@ -362,7 +364,7 @@ pub fn check(build: &BuildOptions, built: &Built) -> Result<Work> {
                 crate::size::mib(pool_bytes),
                 crate::size::mib(heap as u64),
                 crate::size::mib(peak_overflow(&work)),
-                per_policy.join(", "),
+                per_policy,
                 crate::size::mib(layout::MIN_HEAP as u64),
                 match largest {
                     Some(pool) => format!("the largest pool that fits is {} (--pool-size {}MiB)", crate::size::mib(pool), pool >> 20),
