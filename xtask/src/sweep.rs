@@ -251,6 +251,11 @@ mod tests {
                     assert_eq!(ours.peak_overflow_bytes, sim.peak_overflow_bytes, "{what}");
                     if latency.is_some() {
                         assert_eq!(ours.stall_ns, Some(sim.stall_ns), "{what}");
+                        assert_eq!(
+                            ours.compactions_delayed,
+                            Some(sim.compactions_delayed),
+                            "{what}"
+                        );
                     }
                     paged += ours.page_outs;
                 }

@@ -182,10 +182,10 @@ fn a_restart_mid_stream_cuts_the_first_boot() {
 #[test]
 fn a_stream_of_the_old_protocol_is_refused_naming_both_versions() {
     let tmp = tempfile::tempdir().unwrap();
-    // records.bin: magic, format 1, one record: Hello { protocol: 3, "old" }
-    // in postcard (variant 0, varint 3, a 3-byte string).
+    // records.bin: magic, format 1, one record: Hello { protocol: 4, "old" }
+    // in postcard (variant 0, varint 4, a 3-byte string).
     let mut bytes = b"POOLRECS\x01\x00".to_vec();
-    let hello = [0u8, 3, 3, b'o', b'l', b'd'];
+    let hello = [0u8, 4, 3, b'o', b'l', b'd'];
     bytes.extend_from_slice(&(hello.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&hello);
     let path = tmp.path().join("old.bin");
@@ -199,7 +199,7 @@ fn a_stream_of_the_old_protocol_is_refused_naming_both_versions() {
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
-        text(&o).contains("record protocol 3 is not this host's 4"),
+        text(&o).contains("record protocol 4 is not this host's 5"),
         "{}",
         text(&o)
     );

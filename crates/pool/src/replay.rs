@@ -283,6 +283,7 @@ pub fn replay<M: MeasuredMover, S: RecordSink, C: Clock>(
         replay_ns,
         dma_fallbacks: summary.dma_fallbacks,
         stall_ns: summary.stall_ns,
+        compactions_delayed: c.compactions_delayed,
         move_latency_ns: latency.latency,
         latency_by_size: latency.by_size,
         throughput_bytes_per_s: latency.throughput_bytes_per_s,

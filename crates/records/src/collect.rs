@@ -330,12 +330,12 @@ mod tests {
         let mut c = Collector::new();
         let e = c
             .push(Record::Hello {
-                protocol: 3,
+                protocol: 4,
                 firmware: "old".into(),
             })
             .unwrap_err()
             .to_string();
-        assert!(e.contains("record protocol 3 is not this host's 4"), "{e}");
+        assert!(e.contains("record protocol 4 is not this host's 5"), "{e}");
     }
 
     #[test]

@@ -35,7 +35,8 @@ pub use platform::{MemRange, Platform, PlatformField, PlatformKey, UNAVAILABLE};
 /// result, bring-up records. 3: the runner's transfer records (Ready, Ack,
 /// Nak, Accepted, Refused). 4: every frame on the wire ends in a sequence
 /// number and a CRC-32 (`protocol::frame`); the host's `Lost` record.
-pub const PROTOCOL_VERSION: u16 = 4;
+/// 5: `compactions_delayed` in every run's result.
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Where the numbers of a report came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +136,10 @@ pub struct RunResult {
     pub dma_fallbacks: u64,
     /// Time the replay waited for moves in flight.
     pub stall_ns: u64,
+    /// Compaction moves that first waited for a move in flight (of the
+    /// buffer itself or over the units it lands on); at most
+    /// `compaction_moves`. 0 with a mover that finishes every move at once.
+    pub compactions_delayed: u64,
     pub move_latency_ns: Latency,
     pub latency_by_size: Vec<SizeClassLatency>,
     /// Bytes per second over the summed move latencies (0 when nothing moved).

@@ -101,6 +101,12 @@ fn run_result(r: &RunResult) -> Result<(), String> {
         "the pool's",
         r.pool_bytes,
     )?;
+    at_most(
+        "compactions delayed",
+        r.compactions_delayed,
+        "the compaction moves'",
+        r.compaction_moves,
+    )?;
     let l = &r.move_latency_ns;
     if l.p50 > l.p99 || l.p99 > l.max {
         return Err(format!(

@@ -177,6 +177,13 @@ pub const METRICS: &[Metric] = &[
         get: |r| some(r.stall_ns),
     },
     Metric {
+        key: "compactions_delayed",
+        header: "cmp delayed",
+        kind: Kind::Count,
+        better: Better::Lower,
+        get: |r| some(r.compactions_delayed),
+    },
+    Metric {
         key: "replay_ns",
         header: "replay",
         kind: Kind::DurationNs,

@@ -30,6 +30,11 @@ pub const TERMINAL_COLUMNS: &[&str] = &[
     "move_latency_ns.p50",
 ];
 
+/// Shown after [`TERMINAL_COLUMNS`] (room permitting) when some run waited
+/// for moves in flight: a timed mover (`sim --latency`, the DMA engine) makes
+/// the stall and the compactions it delayed part of the answer.
+pub const TIMED_COLUMNS: &[&str] = &["stall_ns", "compactions_delayed"];
+
 /// How the table is laid out.
 #[derive(Clone, Copy, Debug)]
 pub struct Layout {
@@ -110,7 +115,12 @@ fn choose_metrics(
     }
     let mut used = label_width;
     let mut shown: Vec<&str> = Vec::new();
-    for key in TERMINAL_COLUMNS {
+    let timed = report
+        .runs
+        .iter()
+        .any(|r| r.stall_ns > 0 || r.compactions_delayed > 0);
+    let extra: &[&str] = if timed { TIMED_COLUMNS } else { &[] };
+    for key in TERMINAL_COLUMNS.iter().chain(extra) {
         let Some(metric) = METRICS.iter().find(|m| m.key == *key) else {
             continue;
         };

@@ -154,6 +154,7 @@ pub fn result(p: Policy, m: MoverKind, events: u64) -> RunResult {
             + if m == MoverKind::Cpu { 300_000_000 } else { 0 },
         dma_fallbacks: 0,
         stall_ns: moves * p50 / 3,
+        compactions_delayed: compaction / 4,
         move_latency_ns: Latency {
             p50,
             p99: p50 * 6,
