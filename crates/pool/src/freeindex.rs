@@ -14,11 +14,15 @@
 //! - `ends`: for each unit `u`, 1 + the start of the hole whose last unit is
 //!   `u` (0 if none ends there), so the left neighbour of a released range is
 //!   found in O(1);
-//! - `by_size`: holes by size, the most recently made first among equals
-//!   (as Linux's `drm_mm` hole tree, where an equal size is inserted to the
-//!   right and `best_hole` takes the rightmost that fits), for best-fit.
+//! - `by_size`, only in an index made [`with_best_fit`](FreeIndex::with_best_fit):
+//!   holes by size, the most recently made first among equals (as Linux's
+//!   `drm_mm` hole tree, where an equal size is inserted to the right and
+//!   `best_hole` takes the rightmost that fits), for best-fit. It is the
+//!   costly view (two ordered-set updates per hole made or gone, where the
+//!   tree costs a few loads), so the policies that never ask for best-fit do
+//!   not keep it.
 
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeSet;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -33,27 +37,49 @@ pub struct FreeIndex {
     starts: Vec<u32>,
     /// `ends[u]`: 1 + start of the hole whose last unit is `u`, or 0.
     ends: Vec<u32>,
-    /// (length, u64::MAX - stamp, offset): smallest first, then newest.
-    by_size: BTreeSet<(u32, u64, u32)>,
-    /// When each hole (by offset) was made: a count of holes made so far.
-    stamps: BTreeMap<u32, u64>,
-    next_stamp: u64,
+    /// The best-fit view, when this index keeps one.
+    by_size: Option<BySize>,
     hole_count: usize,
     free_units: u32,
 }
 
+/// Holes ordered for best-fit.
+#[derive(Clone, Debug)]
+struct BySize {
+    /// (length, u64::MAX - stamp, offset): smallest first, then newest.
+    holes: BTreeSet<(u32, u64, u32)>,
+    /// `stamps[o]`: when the hole starting at unit `o` was made, a count of
+    /// holes made so far (meaningless where no hole starts).
+    stamps: Vec<u64>,
+    next_stamp: u64,
+}
+
 impl FreeIndex {
-    /// An index over `units` units, all free.
+    /// An index over `units` units, all free, without the best-fit view
+    /// ([`best_fit`](Self::best_fit) panics).
     pub fn new(units: u32) -> Self {
+        Self::build(units, false)
+    }
+
+    /// An index over `units` units, all free, that also answers
+    /// [`best_fit`](Self::best_fit) (8 more bytes per unit, and an ordered
+    /// set of the holes).
+    pub fn with_best_fit(units: u32) -> Self {
+        Self::build(units, true)
+    }
+
+    fn build(units: u32, best_fit: bool) -> Self {
         let leaves = units.max(1).next_power_of_two();
         let mut index = FreeIndex {
             units,
             leaves,
             starts: vec![0; 2 * leaves as usize],
             ends: vec![0; units as usize],
-            by_size: BTreeSet::new(),
-            stamps: BTreeMap::new(),
-            next_stamp: 0,
+            by_size: best_fit.then(|| BySize {
+                holes: BTreeSet::new(),
+                stamps: vec![0; units as usize],
+                next_stamp: 0,
+            }),
             hole_count: 0,
             free_units: 0,
         };
@@ -151,11 +177,22 @@ impl FreeIndex {
 
     /// Offset of the smallest hole that fits `len`, the most recently made
     /// among equals (Linux `drm_mm`'s `best_hole`), O(log n).
+    ///
+    /// # Panics
+    /// If the index was not made [`with_best_fit`](Self::with_best_fit).
     pub fn best_fit(&self, len: u32) -> Option<u32> {
+        let by_size = self
+            .by_size
+            .as_ref()
+            .expect("best_fit on a free index made without the best-fit view");
         if len == 0 {
             return None;
         }
-        self.by_size.range((len, 0, 0)..).next().map(|&(_, _, o)| o)
+        by_size
+            .holes
+            .range((len, 0, 0)..)
+            .next()
+            .map(|&(_, _, o)| o)
     }
 
     /// Whether [at, at+len) is entirely free.
@@ -301,18 +338,23 @@ impl FreeIndex {
     fn insert_hole(&mut self, o: u32, l: u32) {
         self.set_start(o, l);
         self.ends[(o + l - 1) as usize] = o + 1;
-        let stamp = self.next_stamp;
-        self.next_stamp += 1;
-        self.stamps.insert(o, stamp);
-        self.by_size.insert((l, u64::MAX - stamp, o));
+        if let Some(by_size) = &mut self.by_size {
+            let stamp = by_size.next_stamp;
+            by_size.next_stamp += 1;
+            by_size.stamps[o as usize] = stamp;
+            by_size.holes.insert((l, u64::MAX - stamp, o));
+        }
         self.hole_count += 1;
     }
 
     fn remove_hole(&mut self, o: u32, l: u32) {
         self.set_start(o, 0);
         self.ends[(o + l - 1) as usize] = 0;
-        let stamp = self.stamps.remove(&o).expect("every hole has a stamp");
-        self.by_size.remove(&(l, u64::MAX - stamp, o));
+        if let Some(by_size) = &mut self.by_size {
+            let stamp = by_size.stamps[o as usize];
+            let was_there = by_size.holes.remove(&(l, u64::MAX - stamp, o));
+            debug_assert!(was_there, "hole ({o}, {l}) missing from the size index");
+        }
         self.hole_count -= 1;
     }
 
@@ -339,15 +381,15 @@ impl FreeIndex {
                 "hole map {holes:?} is not the complement of the buffers {expected:?}"
             ));
         }
-        if self.by_size.len() != holes.len()
-            || holes.iter().any(|&(o, l)| {
-                !self
-                    .stamps
-                    .get(&o)
-                    .is_some_and(|&t| self.by_size.contains(&(l, u64::MAX - t, o)))
-            })
-        {
-            return Err("size index disagrees with the hole map".into());
+        if let Some(by_size) = &self.by_size {
+            if by_size.holes.len() != holes.len()
+                || holes.iter().any(|&(o, l)| {
+                    let stamp = by_size.stamps[o as usize];
+                    !by_size.holes.contains(&(l, u64::MAX - stamp, o))
+                })
+            {
+                return Err("size index disagrees with the hole map".into());
+            }
         }
         if self.hole_count != holes.len() {
             return Err(format!(
@@ -444,7 +486,10 @@ mod tests {
             units in 1u32..300,
             steps in proptest::collection::vec((any::<bool>(), any::<u32>(), any::<u32>(), 1u32..40), 1..120),
         ) {
-            let mut index = FreeIndex::new(units);
+            let mut index = FreeIndex::with_best_fit(units);
+            // The same steps on an index without the best-fit view: every
+            // other answer must be the same.
+            let mut plain = FreeIndex::new(units);
             let mut naive = Naive(vec![true; units as usize]);
             // When each naive hole was made: holes that are new after a step
             // get the next stamps in address order (the index makes a split
@@ -460,6 +505,7 @@ mod tests {
                     let len = len.min(o + l - at);
                     prop_assert!(index.is_free(at, len));
                     index.allocate(at, len);
+                    plain.allocate(at, len);
                     for u in at..at + len { naive.0[u as usize] = false; }
                 } else {
                     let used = naive.used();
@@ -469,6 +515,7 @@ mod tests {
                     let len = len.min(o + l - at);
                     prop_assert!(!index.is_free(at, 1));
                     index.release(at, len);
+                    plain.release(at, len);
                     for u in at..at + len { naive.0[u as usize] = true; }
                 }
                 let holes = naive.holes();
@@ -482,11 +529,14 @@ mod tests {
                 }
                 made = now;
                 prop_assert_eq!(index.check(&naive.used()), Ok(()));
+                prop_assert_eq!(plain.check(&naive.used()), Ok(()));
+                prop_assert_eq!(plain.holes().collect::<Vec<_>>(), holes.clone());
                 prop_assert_eq!(index.holes().collect::<Vec<_>>(), holes.clone());
                 prop_assert_eq!(index.largest(), holes.iter().map(|h| h.1).max().unwrap_or(0));
                 for len in 1..=units.min(64) {
                     let first = holes.iter().find(|h| h.1 >= len).map(|h| h.0);
                     prop_assert_eq!(index.first_fit(len), first);
+                    prop_assert_eq!(plain.first_fit(len), first);
                     let best = made.iter().filter(|m| m.0.1 >= len).min_by_key(|m| (m.0.1, core::cmp::Reverse(m.1))).map(|m| m.0.0);
                     prop_assert_eq!(index.best_fit(len), best);
                     let last = holes.iter().rev().find(|h| h.1 >= len).map(|h| h.0 + h.1 - len);
@@ -504,7 +554,7 @@ mod tests {
 
     #[test]
     fn empty_and_full_pools() {
-        let empty = FreeIndex::new(0);
+        let empty = FreeIndex::with_best_fit(0);
         assert_eq!(
             (
                 empty.largest(),
@@ -514,6 +564,7 @@ mod tests {
             ),
             (0, 0, None, None)
         );
+        assert_eq!(empty.best_fit(1), None);
         assert_eq!(empty.hole_ending_at(0), None);
         let mut full = FreeIndex::new(8);
         full.allocate(0, 8);

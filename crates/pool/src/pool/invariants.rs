@@ -47,7 +47,7 @@ impl Pool {
                     b.offset, b.units
                 ));
             }
-            if self.by_offset.get(&b.offset) != Some(&i) {
+            if self.residents.at(b.offset) != Some(i) {
                 return err(format!("buffer #{i} missing from the address index"));
             }
             if b.dontneed != self.purgeable.contains(&i) {
@@ -57,12 +57,12 @@ impl Pool {
                 return err(format!("resident #{i} has no content"));
             }
         }
-        if live != self.live || resident != self.mru.len() || self.by_offset.len() != resident {
+        if live != self.live || resident != self.mru.len() || self.residents.len() != resident {
             return err(format!(
                 "counts: live {live}/{} resident {resident}, MRU list {} indexed {}",
                 self.live,
                 self.mru.len(),
-                self.by_offset.len()
+                self.residents.len()
             ));
         }
         if overflow != self.overflow_bytes {
@@ -72,7 +72,7 @@ impl Pool {
             ));
         }
         let mut end = 0;
-        for (&o, &i) in &self.by_offset {
+        for (o, i) in self.residents.scan() {
             if o < end {
                 return err(format!(
                     "buffer #{i} at unit {o} overlaps the one below (ends at {end})"
@@ -115,8 +115,7 @@ impl Pool {
                 return err(format!("two moves in flight for #{}", f.buffer));
             }
             for (s, e) in [f.src, f.dst].into_iter().flatten() {
-                let lo = self.by_offset.range(..s).next_back().map_or(s, |(&o, _)| o);
-                for (&o, &j) in self.by_offset.range(lo..e) {
+                for (o, j) in self.residents.scan().take_while(|&(o, _)| o < e) {
                     if j != f.buffer && o + self.bufs[j as usize].units > s {
                         return err(format!(
                             "#{j} placed over [{s}, {e}) still used by a move of #{}",

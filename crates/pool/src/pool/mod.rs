@@ -8,14 +8,15 @@
 //! - `policy`: how each of the four policies finds room, one file each;
 //! - `inflight`: moves submitted and not yet seen complete;
 //! - `mru`: the most-recently-used order of the resident buffers;
+//! - `residents`: the resident buffers by address;
 //! - `snapshot` and `invariants`: pictures and checks of the whole state.
 //!
 //! Cost per event (n = live buffers, U = pool units, f = moves in flight):
 //! `use`, `add_usecnt`, `madv` on a resident buffer: O(1) (+ O(log n) for
-//! madv's purgeable set; + O(log n + log U) when defrag slides the used
-//! buffer); `remove_usecnt`: O(1), O(log n + log U) when `compact` or
-//! `defrag` slides the buffer; `create`, `destroy`, a page-in that fits:
-//! O(log n + log U) plus O(f) conflict checks. Only a page-in that does not fit
+//! madv's purgeable set; + O(log U) when defrag slides the used buffer);
+//! `remove_usecnt`: O(1), O(log U) when `compact` or `defrag` slides the
+//! buffer; `create`, `destroy`, a page-in that fits: O(log U) (+ O(log n)
+//! for drm-mm's best-fit view) plus O(f) conflict checks. Only a page-in that does not fit
 //! scans: purge visits the purgeable set, eviction walks the LRU order (each
 //! buffer at most once per page-in), drm-mm's scan keeps O(log k) per
 //! candidate, defrag walks the resident buffers to find its segments.
@@ -25,17 +26,19 @@ mod invariants;
 mod mru;
 mod placement;
 mod policy;
+mod residents;
 mod snapshot;
 
 use crate::freeindex::FreeIndex;
 use crate::mover::{Generation, Location, Move, Mover, Ticket};
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeSet;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use inflight::InFlight;
 use mru::{Links, MruList};
 use records::{BytesByKind, Policy};
+use residents::Residents;
 use trace::{BufferIndex, Event, EventKind, Madv};
 
 const NONE: u32 = u32::MAX;
@@ -63,8 +66,8 @@ pub(crate) fn checked_units(pool_bytes: u64, alignment: u64) -> Result<u64, Conf
 }
 
 /// Most alignment units a pool may have (the free-space index holds about
-/// 12 bytes per unit, up to 20 just above a power of two: 16 Mi units is
-/// 192 to 320 MiB of index).
+/// 12 bytes per unit, up to 20 just above a power of two, and 8 more for
+/// drm-mm's best-fit view: 16 Mi units is 192 to 448 MiB of index).
 pub const MAX_UNITS: u64 = 1 << 24;
 
 /// Size, alignment and policy of a pool.
@@ -266,7 +269,7 @@ pub struct Pool {
     free: FreeIndex,
     bufs: Vec<Buf>,
     /// Resident buffers by unit offset.
-    by_offset: BTreeMap<u32, u32>,
+    residents: Residents,
     /// Resident buffers marked dontneed (pinned and unmoveable ones included).
     purgeable: BTreeSet<u32>,
     /// Exactly the resident buffers, most recently used first.
@@ -291,9 +294,14 @@ impl Pool {
         Ok(Pool {
             config,
             shift: alignment.trailing_zeros(),
-            free: FreeIndex::new(units as u32),
+            // Only drm-mm places by best fit; the others skip that view's cost.
+            free: if config.policy == Policy::DrmMm {
+                FreeIndex::with_best_fit(units as u32)
+            } else {
+                FreeIndex::new(units as u32)
+            },
             bufs: Vec::new(),
-            by_offset: BTreeMap::new(),
+            residents: Residents::new(units as u32),
             purgeable: BTreeSet::new(),
             mru: MruList::new(),
             live: 0,

@@ -35,7 +35,7 @@ impl Pool {
     pub(super) fn unplace(&mut self, i: u32) -> u32 {
         let b = self.bufs[i as usize];
         self.free.release(b.offset, b.units);
-        self.by_offset.remove(&b.offset);
+        self.residents.remove(b.offset);
         if b.dontneed {
             self.purgeable.remove(&i);
         }
@@ -49,7 +49,7 @@ impl Pool {
         let b = self.bufs[i as usize];
         self.wait_range(mover, at, at + b.units);
         self.free.allocate(at, b.units);
-        self.by_offset.insert(at, i);
+        self.residents.insert(at, i);
         if b.dontneed {
             self.purgeable.insert(i);
         }
@@ -207,8 +207,8 @@ impl Pool {
             self.counters.compactions_delayed += 1;
         }
         self.free.allocate(to, b.units);
-        self.by_offset.remove(&b.offset);
-        self.by_offset.insert(to, i);
+        self.residents.remove(b.offset);
+        self.residents.insert(to, i);
         self.bufs[i as usize].offset = to;
         self.counters.compaction_moves += 1;
         self.counters.moves += 1;

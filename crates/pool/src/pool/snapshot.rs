@@ -20,9 +20,8 @@ impl Pool {
             }
         };
         let resident = self
-            .by_offset
-            .iter()
-            .map(|(&o, &i)| {
+            .residents()
+            .map(|(o, i)| {
                 let b = &self.bufs[i as usize];
                 SnapshotBuffer {
                     buffer: i,
@@ -36,7 +35,7 @@ impl Pool {
         // `bufs` holds every buffer the trace ever created (75 000 in the
         // glmark2 trace), the live ones outside the pool are few or none:
         // the walk stops once it has found them all.
-        let outside = self.live - self.by_offset.len();
+        let outside = self.live - self.residents.len();
         let mut overflow = Vec::with_capacity(outside);
         for (i, b) in self.bufs.iter().enumerate() {
             if overflow.len() == outside {

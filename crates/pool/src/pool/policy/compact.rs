@@ -13,10 +13,12 @@ impl Pool {
         if b.offset == NONE || b.unmoveable {
             return;
         }
-        let floor = match self.by_offset.range(..b.offset).next_back() {
-            Some((&o, &j)) => o + self.bufs[j as usize].units,
-            None => 0,
-        };
+        // The end of the lower neighbour (or 0) is the start of the hole
+        // just below, if there is one; otherwise the buffer already touches it.
+        let floor = self
+            .free
+            .hole_ending_at(b.offset)
+            .map_or(b.offset, |(hole, _)| hole);
         if floor < b.offset {
             self.move_down(mover, i, floor);
         }

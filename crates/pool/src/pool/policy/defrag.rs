@@ -66,10 +66,10 @@ impl Pool {
         if b.offset == NONE || b.unmoveable || b.pinned {
             return;
         }
-        let ceiling = match self.by_offset.range(b.offset + 1..).next() {
-            Some((&o, _)) => o,
-            None => self.free.units(),
-        };
+        // The start of the buffer above (or the pool's end) is the end of
+        // the hole just above, if there is one.
+        let end = b.offset + b.units;
+        let ceiling = end + self.free.hole_starting_at(end).unwrap_or(0);
         if ceiling - b.offset >= 2 * b.units {
             self.move_up(mover, i, ceiling - b.units);
         }
@@ -80,7 +80,7 @@ impl Pool {
     fn segments(&self) -> Vec<(u32, u32, u32)> {
         let mut segs = Vec::new();
         let (mut start, mut movable) = (0u32, 0u32);
-        for (&o, &i) in &self.by_offset {
+        for (o, i) in self.residents() {
             let b = &self.bufs[i as usize];
             if b.pinned || b.unmoveable {
                 if o > start {
@@ -100,7 +100,7 @@ impl Pool {
 
     /// Slides every buffer of a segment (all movable) down, in address order.
     fn compact_segment<M: Mover + ?Sized>(&mut self, mover: &mut M, start: u32, end: u32) {
-        let members: Vec<u32> = self.by_offset.range(start..end).map(|(_, &i)| i).collect();
+        let members: Vec<u32> = self.residents_in(start, end).map(|(_, i)| i).collect();
         let mut cursor = start;
         for i in members {
             let b = self.bufs[i as usize];
