@@ -181,6 +181,10 @@ impl<M: Mover> Mover for SharedMover<'_, M> {
     fn wait(&mut self, ticket: Ticket) {
         self.0.borrow_mut().wait(ticket)
     }
+
+    fn completes_at_submit(&self) -> bool {
+        self.0.borrow().completes_at_submit()
+    }
 }
 
 impl<M: MeasuredMover> MeasuredMover for SharedMover<'_, M> {

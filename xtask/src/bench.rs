@@ -19,7 +19,7 @@ use crate::size::parse_pool_size;
 use anyhow::{bail, Context, Result};
 use pool::model::ModelMover;
 use pool::parallel::replay_all;
-use pool::replay::{replay, Clock, RecordSink, ReplayConfig};
+use pool::replay::{replay_modelled, Clock, RecordSink, ReplayConfig};
 use records::{Policy, Record, Timer};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -390,7 +390,7 @@ fn in_process(path: &Path, pool_bytes: u64) -> Result<u64> {
     for policy in Policy::ALL {
         let config = config_of(policy);
         let (replay_s, _) = best(3, || {
-            replay(
+            replay_modelled(
                 &config,
                 trace.events(),
                 &mut ModelMover::instant(),
@@ -402,7 +402,7 @@ fn in_process(path: &Path, pool_bytes: u64) -> Result<u64> {
         let (e2e_s, _) = best(2, || {
             let c = trace::cache::load(path, trace::Mode::Lenient, None)?;
             let t = c.trace().map_err(|e| anyhow::anyhow!("{e}"))?;
-            replay(
+            replay_modelled(
                 &config,
                 t.events(),
                 &mut ModelMover::instant(),

@@ -106,6 +106,10 @@ impl Mover for ModelMover {
         self.end_of(ticket).is_none_or(|end| end <= self.now_ns)
     }
 
+    fn completes_at_submit(&self) -> bool {
+        self.model.is_none()
+    }
+
     fn wait(&mut self, ticket: Ticket) {
         if let Some(end) = self.end_of(ticket) {
             if end > self.now_ns {

@@ -82,6 +82,13 @@ pub trait Mover {
     fn poll(&mut self, ticket: Ticket) -> bool;
     /// Waits until the move is complete. Time spent here is stall time.
     fn wait(&mut self, ticket: Ticket);
+    /// Whether every move is complete (and verified) when `submit` returns:
+    /// then the pool keeps no record of moves in flight, as there is never
+    /// anything to wait for. Only for movers that guarantee it: the default
+    /// is the general case.
+    fn completes_at_submit(&self) -> bool {
+        false
+    }
 }
 
 /// A mover whose moves complete at once and copy nothing: for runs that
@@ -98,4 +105,7 @@ impl Mover for NullMover {
         true
     }
     fn wait(&mut self, _: Ticket) {}
+    fn completes_at_submit(&self) -> bool {
+        true
+    }
 }

@@ -3,7 +3,8 @@
 //! the cores by rayon. The trace is parsed once; every run reads the same
 //! events (`events` makes a fresh iterator over them for each run).
 
-use crate::replay::{replay, Clock, MeasuredMover, RecordSink, ReplayConfig, ReplayError};
+use crate::model::ModelMover;
+use crate::replay::{replay_modelled, Clock, RecordSink, ReplayConfig, ReplayError};
 use rayon::prelude::*;
 use records::{Record, RunResult};
 use std::sync::mpsc;
@@ -54,7 +55,10 @@ impl Drop for ChannelSink<'_> {
 /// index of its configuration; the records of one run come in the order that
 /// run made them (runs interleave). Returns each run's outcome, in the order
 /// of `configs`.
-pub fn replay_all<I, E, M, MF, C, CF>(
+///
+/// Every run is [`replay_modelled`]: the simulator's mover over a binary
+/// trace, compiled in this crate.
+pub fn replay_all<'t, E, MF, C, CF>(
     configs: &[ReplayConfig],
     events: E,
     mover: MF,
@@ -62,10 +66,8 @@ pub fn replay_all<I, E, M, MF, C, CF>(
     mut on_record: impl FnMut(usize, Record),
 ) -> Vec<Result<RunResult, ReplayError>>
 where
-    I: Iterator<Item = trace::Event>,
-    E: Fn() -> I + Sync,
-    M: MeasuredMover,
-    MF: Fn(&ReplayConfig) -> M + Sync,
+    E: Fn() -> trace::binary::Events<'t> + Sync,
+    MF: Fn(&ReplayConfig) -> ModelMover + Sync,
     C: Clock,
     CF: Fn() -> C + Sync,
 {
@@ -83,7 +85,7 @@ where
                         out: tx,
                         pending: Vec::with_capacity(BATCH),
                     };
-                    replay(
+                    replay_modelled(
                         config,
                         events(),
                         &mut mover(config),

@@ -140,6 +140,11 @@ impl Marks {
 /// Accumulates per-event figures; the hot path is a few adds and compares.
 struct Tally {
     frag_sum: f64,
+    /// (largest hole, free bytes) of the last fragmentation computed, and
+    /// its value: most events (use, usecnt) change neither, and the sum is
+    /// the same, term for term, without a division each time.
+    frag_of: (u64, u64),
+    frag_last: f64,
     peak_used: u64,
     peak_overflow: u64,
     last: EventMetrics,
@@ -149,7 +154,11 @@ impl MetricsSink for Tally {
     #[inline]
     fn after_event(&mut self, m: &EventMetrics) {
         if m.free_bytes != 0 {
-            self.frag_sum += 1.0 - m.largest_hole as f64 / m.free_bytes as f64;
+            if self.frag_of != (m.largest_hole, m.free_bytes) {
+                self.frag_of = (m.largest_hole, m.free_bytes);
+                self.frag_last = 1.0 - m.largest_hole as f64 / m.free_bytes as f64;
+            }
+            self.frag_sum += self.frag_last;
         }
         self.peak_used = self.peak_used.max(m.used_bytes);
         self.peak_overflow = self.peak_overflow.max(m.overflow_bytes);
@@ -174,7 +183,7 @@ const MOVES_PER_RECORD: usize = 64;
 
 /// Replays `events` through a pool with `config.policy`, streaming records to
 /// `sink`, and returns the run's result (also sent as `RunEnd`).
-pub fn replay<M: MeasuredMover, S: RecordSink, C: Clock>(
+pub fn replay<M: MeasuredMover, S: RecordSink + ?Sized, C: Clock + ?Sized>(
     config: &ReplayConfig,
     events: impl Iterator<Item = trace::Event>,
     mover: &mut M,
@@ -199,6 +208,8 @@ pub fn replay<M: MeasuredMover, S: RecordSink, C: Clock>(
     });
     let mut tally = Tally {
         frag_sum: 0.0,
+        frag_of: (0, 0),
+        frag_last: 0.0,
         peak_used: 0,
         peak_overflow: 0,
         last: EventMetrics::default(),
@@ -297,6 +308,25 @@ pub fn replay<M: MeasuredMover, S: RecordSink, C: Clock>(
         result: result.clone(),
     });
     Ok(result)
+}
+
+/// [`replay`] of a binary trace with the simulator's modelled mover, as
+/// one function compiled in this crate: the simulator, the sweep and the
+/// bench call it from xtask, whose own code is built with the dev profile's
+/// many codegen units, where the replay's generic code, instantiated there,
+/// would be split from its callees and lose their inlining (about a fifth
+/// of the replay's time on the glmark2 trace). The sink and the clock are
+/// called a few thousand times a run, not per event: dynamic calls cost
+/// nothing there.
+#[inline(never)]
+pub fn replay_modelled(
+    config: &ReplayConfig,
+    events: trace::binary::Events<'_>,
+    mover: &mut crate::model::ModelMover,
+    sink: &mut dyn RecordSink,
+    clock: &mut dyn Clock,
+) -> Result<RunResult, ReplayError> {
+    replay(config, events, mover, sink, clock)
 }
 
 #[cfg(test)]

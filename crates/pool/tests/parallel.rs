@@ -35,9 +35,17 @@ fn events() -> Vec<trace::Event> {
     trace::read_file(log, trace::Mode::Lenient).unwrap().events
 }
 
+/// The events as the binary trace `replay_all` reads.
+fn binary(events: &[trace::Event]) -> Vec<u8> {
+    trace::binary::encode(events.iter().copied(), "kmscube-msaa4").unwrap()
+}
+
 #[test]
 fn parallel_runs_equal_runs_one_by_one() {
     let events = events();
+    let bytes = binary(&events);
+    let trace = trace::binary::BinaryTrace::parse(&bytes).unwrap();
+    assert!(trace.events().eq(events.iter().copied()));
     // Every policy, twice, at a pool small enough to make them work.
     let configs: Vec<ReplayConfig> = Policy::ALL
         .iter()
@@ -51,7 +59,7 @@ fn parallel_runs_equal_runs_one_by_one() {
     let mut got: Vec<Vec<Record>> = vec![Vec::new(); configs.len()];
     let outcomes = replay_all(
         &configs,
-        || events.iter().copied(),
+        || trace.events(),
         |_| ModelMover::instant(),
         || Still,
         |index, record| got[index].push(record),
@@ -74,6 +82,8 @@ fn parallel_runs_equal_runs_one_by_one() {
 #[test]
 fn a_failing_run_reports_its_error_and_the_others_finish() {
     let events = events();
+    let bytes = binary(&events);
+    let trace = trace::binary::BinaryTrace::parse(&bytes).unwrap();
     let good = ReplayConfig::new(0, Policy::FirstFit, events.len() as u64);
     let bad = ReplayConfig {
         alignment: 3,
@@ -81,7 +91,7 @@ fn a_failing_run_reports_its_error_and_the_others_finish() {
     };
     let outcomes = replay_all(
         &[good, bad],
-        || events.iter().copied(),
+        || trace.events(),
         |_| ModelMover::instant(),
         || Still,
         |_, _| {},

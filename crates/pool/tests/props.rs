@@ -184,6 +184,30 @@ proptest! {
         }
     }
 
+    /// A mover whose moves are complete at submission (the pool then keeps
+    /// no moves in flight) gives the same run as an instant mover whose
+    /// moves the pool tracks until it polls them: only the count of waits,
+    /// which no result reports, may differ.
+    #[test]
+    fn untracked_moves_change_nothing(steps in prop::collection::vec(step(), 1..200)) {
+        let evs = events(&steps);
+        for policy in Policy::ALL {
+            let tracked = check_run(policy, &evs, &mut Recorder::instant())?;
+            let mut untracked = new_pool(policy);
+            let mut null = pool::mover::NullMover::default();
+            for e in &evs {
+                untracked.apply(e, &mut null, &mut ()).unwrap();
+                prop_assert_eq!(untracked.moves_in_flight(), 0);
+                if let Err(err) = untracked.check_invariants() {
+                    return Err(TestCaseError::fail(format!("{policy} after {e:?}: {err}")));
+                }
+            }
+            prop_assert_eq!(tracked.snapshot(), untracked.snapshot());
+            let without_waits = |p: &Pool| pool::Counters { waits: 0, ..*p.counters() };
+            prop_assert_eq!(without_waits(&tracked), without_waits(&untracked));
+        }
+    }
+
     /// What defrag guarantees (docs/design.md 4.7): with the pinned and unmoveable resident
     /// buffers where they are, if some gap between them (or the pool's ends)
     /// holds the requested buffer, the page-in succeeds. (A bound on sums

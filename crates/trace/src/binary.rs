@@ -221,6 +221,23 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 
 #[inline]
 fn get_varint(data: &[u8], pos: &mut usize) -> Option<u64> {
+    // Most fields of most events fit one or two bytes (see the layout
+    // above): those without a loop, the rest by the general decoder.
+    let b0 = *data.get(*pos)?;
+    if b0 < 0x80 {
+        *pos += 1;
+        return Some(b0 as u64);
+    }
+    let b1 = *data.get(*pos + 1)?;
+    if b1 < 0x80 {
+        *pos += 2;
+        return Some((b0 & 0x7f) as u64 | (b1 as u64) << 7);
+    }
+    get_long_varint(data, pos)
+}
+
+#[cold]
+fn get_long_varint(data: &[u8], pos: &mut usize) -> Option<u64> {
     let mut v: u64 = 0;
     for shift in (0..64).step_by(7) {
         let b = *data.get(*pos)?;
@@ -242,6 +259,7 @@ fn zigzag(d: i64) -> u64 {
     ((d << 1) ^ (d >> 63)) as u64
 }
 
+#[inline]
 fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
@@ -408,6 +426,20 @@ impl<'a> BinaryTrace<'a> {
     #[cfg(feature = "std")]
     pub(crate) fn parse_trusted(data: &'a [u8]) -> Result<Self, BinaryError> {
         Self::header(data, false).map(|(trace, _)| trace)
+    }
+
+    /// As [`BinaryTrace::parse_checksummed`] for bytes whose integrity the
+    /// caller has checked another way (the cache's hash of them): the
+    /// header, not the checksum; no bytes may follow the trace.
+    #[cfg(feature = "std")]
+    pub(crate) fn parse_trusted_whole(data: &'a [u8]) -> Result<Self, BinaryError> {
+        let (trace, len) = Self::header(data, false)?;
+        if len < data.len() {
+            return Err(BinaryError::TrailingBytes {
+                extra: (data.len() - len) as u64,
+            });
+        }
+        Ok(trace)
     }
 
     /// Reads and checks the header (and, if asked, the checksum).

@@ -65,6 +65,9 @@ impl Pool {
         dst: Option<(u32, u32)>,
     ) {
         let ticket = mover.submit(&mv);
+        if mover.completes_at_submit() {
+            return;
+        }
         let buffer = mv.buffer();
         self.inflight.push(InFlight {
             ticket,
