@@ -228,33 +228,37 @@ fn verification_block(h: &mut String, c: &Collector) {
     h.push_str("</table></section>\n");
 }
 
-/// What `assets/animation.js` draws, embedded in the page as JSON. Offsets and
-/// sizes are in `unit` bytes (the largest power that divides them all, usually
-/// a 4 KiB page) to keep the numbers short.
+/// What `assets/animation.js` draws, embedded in the page as JSON:
+///
+/// ```text
+/// {"unit", "pool", "overflowExtent", "events", "frames", "runs": [
+///    {"policy", "mover", "frame", "snaps": [DrawnSnapshot, ...]}, ...]}
+/// ```
+///
+/// Offsets and sizes are in `unit` bytes (the largest power that divides
+/// them all, usually a 4 KiB page) to keep the numbers short. `frames` are
+/// the frames every policy's row shares, (event index, trace time in µs);
+/// `pool` is the largest pool of the runs and `overflowExtent` the end of
+/// the furthest overflow buffer, both in units. This is the part before
+/// `runs`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AnimationData {
-    pub unit: u64,
-    /// The largest pool of the runs, in units.
-    pub pool: u64,
-    /// The end of the furthest overflow buffer, in units.
-    pub overflow_extent: u64,
-    /// Events in the trace.
-    pub events: u64,
-    /// The frames every policy's row shares: (event index, trace time in µs).
-    pub frames: Vec<(u64, u64)>,
-    pub runs: Vec<AnimatedRun>,
+struct AnimationHeader<'a> {
+    unit: u64,
+    pool: u64,
+    overflow_extent: u64,
+    events: u64,
+    frames: &'a [(u64, u64)],
 }
 
-/// One policy's row of the animation.
+/// One policy's row of the animation, before its `snaps`: per frame, the
+/// index into `snaps` of the snapshot it shows (the latest taken at or
+/// before the frame's event), or -1 before the first.
 #[derive(Serialize)]
-pub struct AnimatedRun {
-    pub policy: Policy,
-    pub mover: MoverKind,
-    /// Per frame, the index into `snaps` of the snapshot it shows (the latest
-    /// taken at or before the frame's event), or -1 before the first.
-    pub frame: Vec<i64>,
-    pub snaps: Vec<DrawnSnapshot>,
+struct RowHeader<'a> {
+    policy: Policy,
+    mover: MoverKind,
+    frame: &'a [i64],
 }
 
 /// A snapshot as drawn, serialized as the array
@@ -282,56 +286,60 @@ fn gcd(a: u64, b: u64) -> u64 {
 
 fn flat(buffers: &[SnapshotBuffer], unit: u64) -> Vec<u64> {
     let mut v = Vec::with_capacity(buffers.len() * 3);
-    let mut sorted: Vec<&SnapshotBuffer> = buffers.iter().collect();
-    // Sorted by offset so that neighbours alternate shade in the drawing.
-    sorted.sort_by_key(|b| b.offset);
-    for b in sorted {
-        v.extend([b.offset / unit, b.size / unit, state_code(b.state)]);
+    let push = |b: &SnapshotBuffer| v.extend([b.offset / unit, b.size / unit, state_code(b.state)]);
+    // Sorted by offset so that neighbours alternate shade in the drawing
+    // (the pool's snapshots already are: then there is nothing to sort).
+    if buffers.is_sorted_by_key(|b| b.offset) {
+        buffers.iter().for_each(push);
+    } else {
+        let mut sorted: Vec<&SnapshotBuffer> = buffers.iter().collect();
+        sorted.sort_by_key(|b| b.offset);
+        sorted.into_iter().for_each(push);
     }
     v
 }
 
-/// One policy's row over `frames`: each frame's snapshot, and only the
-/// snapshots some frame shows.
-fn animated_run(run: &RunDetail, frames: &[(u64, u64)], unit: u64) -> AnimatedRun {
-    let mut used: Vec<usize> = Vec::new();
-    let frame = frames
-        .iter()
-        .map(|&(event, _)| {
-            let taken = run.snapshots.partition_point(|s| s.event <= event);
-            let Some(latest) = taken.checked_sub(1) else {
-                return -1;
-            };
-            let position = used.iter().position(|&u| u == latest).unwrap_or_else(|| {
-                used.push(latest);
-                used.len() - 1
-            });
-            position as i64
-        })
-        .collect();
-    let snaps = used
-        .iter()
-        .map(|&i| {
-            let s: &Snapshot = &run.snapshots[i];
-            DrawnSnapshot(
-                s.event,
-                s.time_us,
-                flat(&s.resident, unit),
-                flat(&s.overflow, unit),
-            )
-        })
-        .collect();
-    AnimatedRun {
-        policy: run.policy,
-        mover: run.mover,
-        frame,
-        snaps,
+/// A snapshot's [`DrawnSnapshot`] JSON, written directly: on the big traces
+/// these arrays are most of the page (a million numbers for openarena's four
+/// runs), and serde's generic sequence code costs several times what the
+/// digits do.
+fn drawn_json(s: &Snapshot, unit: u64) -> String {
+    let mut out = String::with_capacity(32 + 12 * (s.resident.len() + s.overflow.len()));
+    let mut digits = itoa::Buffer::new();
+    let mut number = |out: &mut String, n: u64| out.push_str(digits.format(n));
+    out.push('[');
+    number(&mut out, s.event);
+    out.push(',');
+    number(&mut out, s.time_us);
+    for list in [flat(&s.resident, unit), flat(&s.overflow, unit)] {
+        out.push_str(",[");
+        for (k, &n) in list.iter().enumerate() {
+            if k > 0 {
+                out.push(',');
+            }
+            number(&mut out, n);
+        }
+        out.push(']');
     }
+    out.push(']');
+    out
+}
+
+/// Strips the closing brace of a JSON object, so that more fields can follow.
+fn open_object(mut json: String) -> String {
+    debug_assert!(json.ends_with('}'));
+    json.pop();
+    json
 }
 
 /// Builds the animation data: shared frames (event indices) and per policy the
 /// snapshot each frame shows, thinned until its JSON fits `budget` bytes.
 /// Returns the JSON text.
+///
+/// Each snapshot's JSON is made once, when a frame first shows it, and kept:
+/// thinning the frames only drops snapshots, so a second pass reuses the
+/// first's text (on the big traces the snapshots are most of the page, and
+/// encoding them again on every pass was most of the report's time).
 pub fn animation_json(report: &Report, runs: &[&RunDetail], budget: usize) -> String {
     let mut unit = 0;
     for r in runs {
@@ -357,16 +365,45 @@ pub fn animation_json(report: &Report, runs: &[&RunDetail], budget: usize) -> St
     events.sort_unstable();
     events.dedup_by_key(|e| e.0);
 
-    let encode = |frames: &[(u64, u64)]| -> String {
-        let data = AnimationData {
+    // Per run, per snapshot: its JSON once made.
+    let mut drawn: Vec<Vec<Option<String>>> =
+        runs.iter().map(|r| vec![None; r.snapshots.len()]).collect();
+    let mut encode = |frames: &[(u64, u64)]| -> String {
+        let header = AnimationHeader {
             unit,
             pool: pool / unit,
             overflow_extent: overflow_extent / unit,
             events: report.trace.events,
-            frames: frames.to_vec(),
-            runs: runs.iter().map(|r| animated_run(r, frames, unit)).collect(),
+            frames,
         };
-        serde_json::to_string(&data).expect("numbers and names always serialize")
+        let mut json =
+            open_object(serde_json::to_string(&header).expect("numbers always serialize"));
+        json.push_str(",\"runs\":[");
+        for (k, (run, drawn)) in runs.iter().zip(&mut drawn).enumerate() {
+            if k > 0 {
+                json.push(',');
+            }
+            let (frame, used) = frames_of(run, frames);
+            let row = RowHeader {
+                policy: run.policy,
+                mover: run.mover,
+                frame: &frame,
+            };
+            json.push_str(&open_object(
+                serde_json::to_string(&row).expect("names and numbers always serialize"),
+            ));
+            json.push_str(",\"snaps\":[");
+            for (n, &i) in used.iter().enumerate() {
+                if n > 0 {
+                    json.push(',');
+                }
+                let text = drawn[i].get_or_insert_with(|| drawn_json(&run.snapshots[i], unit));
+                json.push_str(text);
+            }
+            json.push_str("]}");
+        }
+        json.push_str("]}");
+        json
     };
 
     let mut frames = events.clone();
@@ -386,6 +423,28 @@ pub fn animation_json(report: &Report, runs: &[&RunDetail], budget: usize) -> St
             .collect();
         frames.dedup_by_key(|e| e.0);
     }
+}
+
+/// One policy's row over `frames`: for each frame the position in the row's
+/// `snaps` of the snapshot it shows (-1 before the first), and which of the
+/// run's snapshots those are, in the order of first use.
+fn frames_of(run: &RunDetail, frames: &[(u64, u64)]) -> (Vec<i64>, Vec<usize>) {
+    let mut used: Vec<usize> = Vec::new();
+    let frame = frames
+        .iter()
+        .map(|&(event, _)| {
+            let taken = run.snapshots.partition_point(|s| s.event <= event);
+            let Some(latest) = taken.checked_sub(1) else {
+                return -1;
+            };
+            let position = used.iter().position(|&u| u == latest).unwrap_or_else(|| {
+                used.push(latest);
+                used.len() - 1
+            });
+            position as i64
+        })
+        .collect();
+    (frame, used)
 }
 
 fn animation(h: &mut String, report: &Report, c: &Collector) {
@@ -440,4 +499,47 @@ fn animation(h: &mut String, report: &Report, c: &Collector) {
         "<script type=\"application/json\" id=\"pool-data\">{}</script>\n<script>\n{ANIMATION_JS}</script>\n</section>",
         data.replace("</", "<\\/")
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn buffer(offset: u64, size: u64, state: u8) -> SnapshotBuffer {
+        SnapshotBuffer {
+            buffer: offset as u32,
+            offset,
+            size,
+            state: match state % 3 {
+                0 => BufferState::Movable,
+                1 => BufferState::Pinned,
+                _ => BufferState::Unmoveable,
+            },
+        }
+    }
+
+    proptest! {
+        /// The hand-written snapshot JSON is exactly serde's encoding of
+        /// [`DrawnSnapshot`], sorted or not, empty lists included.
+        #[test]
+        fn drawn_json_is_the_drawn_snapshot(
+            event in any::<u64>(),
+            time_us in any::<u64>(),
+            resident in prop::collection::vec((0u64..1 << 40, 1u64..1 << 30, any::<u8>()), 0..20),
+            overflow in prop::collection::vec((0u64..1 << 40, 1u64..1 << 30, any::<u8>()), 0..5),
+            unit in prop::sample::select(vec![1u64, 4096]),
+        ) {
+            let list = |v: &[(u64, u64, u8)]| v.iter().map(|&(o, s, st)| buffer(o * unit, s * unit, st)).collect::<Vec<_>>();
+            let snapshot = Snapshot { event, time_us, resident: list(&resident), overflow: list(&overflow) };
+            let want = serde_json::to_string(&DrawnSnapshot(
+                event,
+                time_us,
+                flat(&snapshot.resident, unit),
+                flat(&snapshot.overflow, unit),
+            ))
+            .unwrap();
+            prop_assert_eq!(drawn_json(&snapshot, unit), want);
+        }
+    }
 }
