@@ -367,17 +367,17 @@ fn write_out<M: OutputDrain>(output: &Output, mover: &RefCell<M>, timed: bool) {
 }
 
 impl<M: OutputDrain> RecordSink for RunSink<'_, M> {
-    fn record(&mut self, record: &Record) {
-        match record {
+    fn record(&mut self, record: Record) {
+        match &record {
             // Sent before the run's clock starts: written out at once, so
             // the host sees the run begin.
             Record::RunStart { .. } => {
-                self.push(record);
+                self.push(&record);
                 self.output.flush(false);
                 self.timed = true;
             }
             Record::Progress { .. } => {
-                self.push(record);
+                self.push(&record);
                 self.progress += 1;
                 if self.progress.is_multiple_of(FLUSH_EVERY_PROGRESS) {
                     write_out(self.output, self.mover, true);
@@ -393,7 +393,7 @@ impl<M: OutputDrain> RecordSink for RunSink<'_, M> {
                 });
                 self.result = Some(result);
             }
-            _ => self.push(record),
+            _ => self.push(&record),
         }
     }
 }

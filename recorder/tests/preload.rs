@@ -511,7 +511,7 @@ fn strict_events(conv: &model::Conversion) -> Vec<trace::Event> {
 
 struct NoSink;
 impl pool::replay::RecordSink for NoSink {
-    fn record(&mut self, _: &records::Record) {}
+    fn record(&mut self, _: records::Record) {}
 }
 
 struct Ticks(u64);

@@ -55,7 +55,7 @@ const BIG_TRACE: u64 = 100_000;
 struct Discard;
 
 impl RecordSink for Discard {
-    fn record(&mut self, record: &Record) {
+    fn record(&mut self, record: Record) {
         std::hint::black_box(record);
     }
 }

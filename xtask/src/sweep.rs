@@ -165,7 +165,7 @@ mod tests {
     struct Discard;
 
     impl pool::replay::RecordSink for Discard {
-        fn record(&mut self, _: &records::Record) {}
+        fn record(&mut self, _: records::Record) {}
     }
 
     struct NoClock;

@@ -18,7 +18,7 @@ use trace::Event;
 
 struct Discard;
 impl RecordSink for Discard {
-    fn record(&mut self, record: &Record) {
+    fn record(&mut self, record: Record) {
         black_box(record);
     }
 }

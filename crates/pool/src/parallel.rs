@@ -33,11 +33,10 @@ impl ChannelSink<'_> {
 }
 
 impl RecordSink for ChannelSink<'_> {
-    fn record(&mut self, record: &Record) {
-        self.pending.push(record.clone());
-        if self.pending.len() >= BATCH
-            || matches!(record, Record::Progress { .. } | Record::RunEnd { .. })
-        {
+    fn record(&mut self, record: Record) {
+        let hand_over = matches!(record, Record::Progress { .. } | Record::RunEnd { .. });
+        self.pending.push(record);
+        if self.pending.len() >= BATCH || hand_over {
             self.flush();
         }
     }

@@ -9,8 +9,10 @@ use core::fmt;
 use records::{MoverKind, Policy, Record, RunResult, Sample, Timer};
 
 /// Where records go: the UART on the firmware, a collector in the simulator.
+/// A sink takes each record whole: one that keeps it (the simulator's)
+/// needs no copy of a snapshot's buffer list.
 pub trait RecordSink {
-    fn record(&mut self, record: &Record);
+    fn record(&mut self, record: Record);
 }
 
 /// The run's clock.
@@ -199,7 +201,7 @@ pub fn replay<M: MeasuredMover, S: RecordSink + ?Sized, C: Clock + ?Sized>(
     .map_err(ReplayError::Config)?;
     // Whatever the mover measured before this run is not this run's.
     let _ = mover.take_summary();
-    sink.record(&Record::RunStart {
+    sink.record(Record::RunStart {
         run,
         policy: config.policy,
         mover: mover.kind(),
@@ -225,20 +227,20 @@ pub fn replay<M: MeasuredMover, S: RecordSink + ?Sized, C: Clock + ?Sized>(
         pool.apply(&event, mover, &mut tally)
             .map_err(|error| ReplayError::Event { index, error })?;
         if samples.hit(index) {
-            sink.record(&Record::Sample {
+            sink.record(Record::Sample {
                 run,
                 sample: sample_of(&tally.last),
             });
             last_sampled = Some(index);
         }
         if snapshots.hit(index) {
-            sink.record(&Record::Snapshot {
+            sink.record(Record::Snapshot {
                 run,
                 snapshot: pool.snapshot(),
             });
         }
         if progress.hit(index) {
-            sink.record(&Record::Progress {
+            sink.record(Record::Progress {
                 run,
                 events_done: index + 1,
             });
@@ -248,7 +250,7 @@ pub fn replay<M: MeasuredMover, S: RecordSink + ?Sized, C: Clock + ?Sized>(
     pool.drain(mover);
     let replay_ns = clock.now_ns().saturating_sub(start);
     if index > 0 && last_sampled != Some(index - 1) && config.samples > 0 {
-        sink.record(&Record::Sample {
+        sink.record(Record::Sample {
             run,
             sample: sample_of(&tally.last),
         });
@@ -256,13 +258,13 @@ pub fn replay<M: MeasuredMover, S: RecordSink + ?Sized, C: Clock + ?Sized>(
     let summary = mover.take_summary();
     let latency = summary.latency.finish();
     for chunk in latency.samples.chunks(MOVES_PER_RECORD) {
-        sink.record(&Record::Moves {
+        sink.record(Record::Moves {
             run,
             moves: chunk.to_vec(),
         });
     }
     for &(buffer, page, expected, found) in &summary.corruptions {
-        sink.record(&Record::Corruption {
+        sink.record(Record::Corruption {
             run,
             buffer,
             page,
@@ -303,7 +305,7 @@ pub fn replay<M: MeasuredMover, S: RecordSink + ?Sized, C: Clock + ?Sized>(
         timer: clock.timer(),
         conditions: None,
     };
-    sink.record(&Record::RunEnd {
+    sink.record(Record::RunEnd {
         run,
         result: result.clone(),
     });

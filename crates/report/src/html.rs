@@ -336,10 +336,10 @@ fn open_object(mut json: String) -> String {
 /// snapshot each frame shows, thinned until its JSON fits `budget` bytes.
 /// Returns the JSON text.
 ///
-/// Each snapshot's JSON is made once, when a frame first shows it, and kept:
-/// thinning the frames only drops snapshots, so a second pass reuses the
-/// first's text (on the big traces the snapshots are most of the page, and
-/// encoding them again on every pass was most of the report's time).
+/// Each snapshot's JSON is made once and kept: thinning the frames only
+/// drops snapshots, so a second pass reuses the first's text (on the big
+/// traces the snapshots are most of the page, and encoding them again on
+/// every pass was most of the report's time).
 pub fn animation_json(report: &Report, runs: &[&RunDetail], budget: usize) -> String {
     let mut unit = 0;
     for r in runs {
@@ -365,10 +365,20 @@ pub fn animation_json(report: &Report, runs: &[&RunDetail], budget: usize) -> St
     events.sort_unstable();
     events.dedup_by_key(|e| e.0);
 
-    // Per run, per snapshot: its JSON once made.
-    let mut drawn: Vec<Vec<Option<String>>> =
-        runs.iter().map(|r| vec![None; r.snapshots.len()]).collect();
-    let mut encode = |frames: &[(u64, u64)]| -> String {
+    // Per run, per snapshot: its JSON. The first pass shows every snapshot,
+    // so all are made at once, on every core.
+    let drawn: Vec<Vec<String>> = {
+        use rayon::prelude::*;
+        runs.par_iter()
+            .map(|r| {
+                r.snapshots
+                    .par_iter()
+                    .map(|s| drawn_json(s, unit))
+                    .collect()
+            })
+            .collect()
+    };
+    let encode = |frames: &[(u64, u64)]| -> String {
         let header = AnimationHeader {
             unit,
             pool: pool / unit,
@@ -379,7 +389,7 @@ pub fn animation_json(report: &Report, runs: &[&RunDetail], budget: usize) -> St
         let mut json =
             open_object(serde_json::to_string(&header).expect("numbers always serialize"));
         json.push_str(",\"runs\":[");
-        for (k, (run, drawn)) in runs.iter().zip(&mut drawn).enumerate() {
+        for (k, (run, drawn)) in runs.iter().zip(&drawn).enumerate() {
             if k > 0 {
                 json.push(',');
             }
@@ -397,8 +407,7 @@ pub fn animation_json(report: &Report, runs: &[&RunDetail], budget: usize) -> St
                 if n > 0 {
                     json.push(',');
                 }
-                let text = drawn[i].get_or_insert_with(|| drawn_json(&run.snapshots[i], unit));
-                json.push_str(text);
+                json.push_str(&drawn[i]);
             }
             json.push_str("]}");
         }

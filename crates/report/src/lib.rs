@@ -120,8 +120,7 @@ pub fn write_dir(collector: &Collector, dir: &Path) -> anyhow::Result<Written> {
     let report = &w.report;
     let (files, page_start) = rayon::join(
         || -> anyhow::Result<_> {
-            let mut bin = Vec::new();
-            stream::write(&mut bin, &stream::records_of(collector))?;
+            let bin = stream::encode(&stream::records_of(collector))?;
             let csv = timeline::csv(collector);
             let charts = charts::all(report, Some(collector))?;
             Ok((bin, csv, charts))
