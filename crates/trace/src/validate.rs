@@ -275,6 +275,11 @@ impl<'a> StrParser<'a> {
     pub fn validator(&self) -> &Validator {
         &self.validator
     }
+
+    /// What the parse warned about.
+    pub fn into_warnings(self) -> crate::Warnings {
+        self.validator.into_warnings()
+    }
 }
 
 impl Iterator for StrParser<'_> {
