@@ -1029,12 +1029,22 @@ mod tests {
             assert_eq!(next, 0x100_0000 + len);
         }
         // A copy plan never carries SRC_IGNORE, and a fill keeps the copy's refusals.
-        let copy = Engine::new(FULL).plan(Transfer { src: 0, dest: 4096, len: 64 });
+        let copy = Engine::new(FULL).plan(Transfer {
+            src: 0,
+            dest: 4096,
+            len: 64,
+        });
         assert!(!TiWord::new(copy.unwrap().ti()).is_set(TI::SRC_IGNORE));
         assert_eq!(
             Engine::new(FULL).plan_fill(0x1000, 6),
             Err(PlanError::LengthNotMultipleOf4 { len: 6 })
         );
-        assert_eq!(Engine::new(FULL).plan_fill(0x1000, 0).unwrap().block_count(), 0);
+        assert_eq!(
+            Engine::new(FULL)
+                .plan_fill(0x1000, 0)
+                .unwrap()
+                .block_count(),
+            0
+        );
     }
 }

@@ -118,6 +118,9 @@ pub struct AllocBenchRow {
     pub verify_full: bool,
     /// Live buffers besides the bench's own while it ran.
     pub background_buffers: u64,
+    /// The stopwatch that timed the calls, and its rate.
+    pub timer: String,
+    pub timer_hz: u64,
     /// Why the row has fewer calls than asked, or other remarks.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub note: String,
@@ -181,6 +184,8 @@ mod tests {
             waited_for_fill: 0,
             verify_full: false,
             background_buffers: 0,
+            timer: "CNTPCT_EL0".into(),
+            timer_hz: 62_500_000,
             note: String::new(),
         };
         assert_eq!(row.validate(), Ok(()));
