@@ -72,6 +72,14 @@ pub fn run(args: BenchAllocArgs) -> Result<ExitCode> {
     Ok(if session.exit_code == 0 {
         ExitCode::SUCCESS
     } else {
+        for line in session
+            .log
+            .iter()
+            .filter(|l| l.to_string().contains("alloc-bench:"))
+            .take(20)
+        {
+            eprintln!("    | {line}");
+        }
         eprintln!(
             "the bench failed: exit code {} (non-zero memory handed out, or a DMA failure; see the log)",
             session.exit_code

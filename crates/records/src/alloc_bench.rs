@@ -121,8 +121,9 @@ pub struct AllocBenchRow {
     /// The stopwatch that timed the calls, and its rate.
     pub timer: String,
     pub timer_hz: u64,
-    /// Why the row has fewer calls than asked, or other remarks.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    /// Why the row has fewer calls than asked, or other remarks. (Always
+    /// serialized: postcard, the wire format, cannot skip fields.)
+    #[serde(default)]
     pub note: String,
 }
 
