@@ -365,7 +365,7 @@ unsafe fn check_and_dirty(at: u64, len: u64, full: bool, call: u64) -> bool {
 /// The range must be mapped memory the caller owns (no reference, no DMA),
 /// `at` 16-byte aligned and `len` a non-zero multiple of 64.
 unsafe fn cpu_zero(at: u64, len: u64) {
-    debug_assert!(at % 16 == 0 && len % 64 == 0 && len > 0);
+    debug_assert!(at.is_multiple_of(16) && len.is_multiple_of(64) && len > 0);
     // SAFETY: the caller's guarantee; the loop writes exactly [at, at + len).
     unsafe {
         core::arch::asm!(

@@ -104,12 +104,15 @@ pub fn render(collector: &Collector) -> String {
     out
 }
 
+/// A chart line: label, colour, points.
+type Line = (String, RGBColor, Vec<(f64, f64)>);
+
 /// The chart: p50 ns/call against size per variant on the empty pool, with
 /// the published dmabuf and ion lines, log-log.
 pub fn chart(collector: &Collector) -> anyhow::Result<String> {
     let err = |e: &dyn std::fmt::Display| anyhow!("drawing the alloc-bench chart: {e}");
     let rows = &collector.alloc_bench;
-    let mut series: Vec<(String, RGBColor, Vec<(f64, f64)>)> = Vec::new();
+    let mut series: Vec<Line> = Vec::new();
     let colours = [
         RGBColor(0x00, 0x00, 0x00),
         RGBColor(0xE6, 0x9F, 0x00),
