@@ -56,7 +56,7 @@ pub struct ZeroStats {
     pub fills: u64,
     /// Bytes zeroed on the allocation path.
     pub zeroed_on_path: u64,
-    /// Time spent zeroing on the allocation path.
+    /// Time spent zeroing on the allocation path (over the whole run).
     pub zero_ns: u64,
     /// Deferred: fills that found their whole range zeroed already.
     pub served_prezeroed: u64,
@@ -79,6 +79,8 @@ pub struct ZeroingMover<M> {
     /// Deferred: (range, done at) queued on the background engine, in order.
     queue: VecDeque<(Range<u64>, u64)>,
     engine_free_ns: u64,
+    /// Zeroing time not yet handed to a summary.
+    pending_ns: u64,
 }
 
 impl<M> ZeroingMover<M> {
@@ -92,6 +94,7 @@ impl<M> ZeroingMover<M> {
             zeroed: Vec::new(),
             queue: VecDeque::new(),
             engine_free_ns: 0,
+            pending_ns: 0,
         }
     }
 
@@ -133,6 +136,7 @@ impl<M> ZeroingMover<M> {
     fn on_path(&mut self, bytes: u64, cost_ns: u64) {
         self.stats.zeroed_on_path += bytes;
         self.stats.zero_ns += cost_ns;
+        self.pending_ns += cost_ns;
         self.now_ns += cost_ns;
     }
 
@@ -216,8 +220,7 @@ impl<M: MeasuredMover> MeasuredMover for ZeroingMover<M> {
     /// added to the stall (for `None`, exactly the wrapped summary).
     fn take_summary(&mut self) -> MoverSummary {
         let mut s = self.inner.take_summary();
-        s.stall_ns = s.stall_ns.saturating_add(self.stats.zero_ns);
-        self.stats.zero_ns = 0;
+        s.stall_ns = s.stall_ns.saturating_add(core::mem::take(&mut self.pending_ns));
         s
     }
 
