@@ -220,7 +220,9 @@ impl<M: MeasuredMover> MeasuredMover for ZeroingMover<M> {
     /// added to the stall (for `None`, exactly the wrapped summary).
     fn take_summary(&mut self) -> MoverSummary {
         let mut s = self.inner.take_summary();
-        s.stall_ns = s.stall_ns.saturating_add(core::mem::take(&mut self.pending_ns));
+        s.stall_ns = s
+            .stall_ns
+            .saturating_add(core::mem::take(&mut self.pending_ns));
         s
     }
 
