@@ -141,6 +141,10 @@ extern "C" fn kernel_main(entry_el: u64) -> ! {
             defmt::info!("mode: {=str}", Command::Runner.name());
             runner::run(&platform, &layout, argument)
         }
+        CommandWord::Known(Command::AllocBench) => {
+            defmt::info!("mode: {=str}", Command::AllocBench.name());
+            selftest::alloc_bench::run(&platform, &layout, argument)
+        }
         CommandWord::Known(command) => run(command, &platform, &layout),
         CommandWord::Unknown(number) => {
             defmt::error!(
@@ -178,6 +182,7 @@ fn run(command: Command, platform: &platform::Platform, layout: &memory::Layout)
         Command::Bringup => selftest::bringup::run(platform, layout),
         Command::UartIsolation => replay::run_uart_isolation(platform, layout),
         Command::Runner => runner::run(platform, layout, 0),
+        Command::AllocBench => selftest::alloc_bench::run(platform, layout, 0),
     }
 }
 

@@ -4,12 +4,14 @@
 //! the run on purpose through the panic and the exception report, [`dma`]
 //! tests the DMA driver and movers (and, through [`copy`], the CPU copy
 //! loop), [`faults`] injects faults and expects them caught, [`bringup`]
-//! measures a new board (clocks, cache coherency, copy throughput).
+//! measures a new board (clocks, cache coherency, copy throughput),
+//! [`alloc_bench`] times allocation with and without zeroing (issue 13).
 //!
 //! Every check goes through one [`Checks`] reporter: a log line and a
 //! `Record::Check` named as in `protocol::check`, which the host's target
 //! tests look up. A mode returns its number of failed checks, its exit code.
 
+pub mod alloc_bench;
 pub mod boot;
 pub mod bringup;
 pub mod copy;

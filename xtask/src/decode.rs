@@ -690,7 +690,7 @@ mod tests {
         // Protocol 3's framing: the defmt bytes alone.
         let out = decode_all(&[&rzcobs_encode(&record_defmt(&old))]);
         assert!(
-            matches!(out.as_slice(), [Decoded::Malformed(t)] if t.contains("record protocol 3") && t.contains("this host reads protocol 5")),
+            matches!(out.as_slice(), [Decoded::Malformed(t)] if t.contains("record protocol 3") && t.contains("this host reads protocol 6")),
             "{out:?}"
         );
     }

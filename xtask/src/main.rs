@@ -2,6 +2,7 @@
 
 mod a53;
 mod bench;
+mod bench_alloc;
 mod board;
 mod boot_files;
 mod card_image;
@@ -87,6 +88,9 @@ enum Command {
         after_help = "Example:\n  cargo xtask bench --trace traces/openarena-timedemo.log.gz --runs 3"
     )]
     Bench(bench::BenchArgs),
+    /// Allocation latency and zeroing (issue 13): the alloc-bench mode under QEMU, beside the published dmabuf/ion figures.
+    #[command(after_help = "Example:\n  cargo xtask bench-alloc --calls 100 --verify full")]
+    BenchAlloc(bench_alloc::BenchAllocArgs),
     /// Convert recorder raw files (several processes merged) to a vc4 `@@@` trace.
     #[command(
         after_help = "Example:\n  cargo xtask record-convert kmscube-1234.vc4raw --out traces/mine.log.gz"
@@ -125,6 +129,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::BenchAlloc(args) => bench_alloc::run(args),
         Command::RecordConvert(args) => record_convert::run(args),
         Command::Recorder(args) => recorder_cmd::run(args),
         Command::Trace(args) => trace_cmd::run(args),

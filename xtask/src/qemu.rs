@@ -76,6 +76,8 @@ pub struct QemuRun {
     pub image: PathBuf,
     /// None: no command word (the firmware's default, replay).
     pub command: Option<FirmwareCommand>,
+    /// The command's argument (high 16 bits of the command number; 0: its default).
+    pub argument: u16,
     pub limits: Limits,
 }
 
@@ -248,7 +250,7 @@ pub fn command_line(run: &QemuRun) -> Vec<String> {
         args.push(format!(
             "loader,addr={:#x},data={:#x},data-len=8",
             protocol::COMMAND_ADDR,
-            command.loader_data()
+            command.loader_data_with(run.argument)
         ));
     }
     args
@@ -372,6 +374,7 @@ mod tests {
     #[test]
     fn command_line_has_the_loader_only_with_a_command() {
         let mut run = QemuRun {
+            argument: 0,
             image: "k.img".into(),
             command: None,
             limits: Limits::with_overall(Duration::from_secs(1)),

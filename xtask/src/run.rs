@@ -104,6 +104,17 @@ pub fn boot_and_collect_with(
     limits: Limits,
     observe: &mut dyn FnMut(&Decoded),
 ) -> Result<Session> {
+    boot_and_collect_with_argument(built, command, 0, limits, observe)
+}
+
+/// As [`boot_and_collect_with`], with the command's argument.
+pub fn boot_and_collect_with_argument(
+    built: &Built,
+    command: Option<FirmwareCommand>,
+    argument: u16,
+    limits: Limits,
+    observe: &mut dyn FnMut(&Decoded),
+) -> Result<Session> {
     crate::setup::ensure_qemu()?;
     let elf =
         std::fs::read(&built.elf).with_context(|| format!("reading {}", built.elf.display()))?;
@@ -150,6 +161,7 @@ pub fn boot_and_collect_with(
     let run = QemuRun {
         image: built.image.clone(),
         command,
+        argument,
         limits,
     };
     let outcome = qemu::run(&run, &mut |bytes| {

@@ -30,6 +30,10 @@ pub struct SimArgs {
     /// then complete asynchronously on a virtual clock. Default: instantaneous.
     #[arg(long, value_parser = parse_latency)]
     pub latency: Option<LatencyModel>,
+    /// Zero every allocation: none (the vc4 pool), cpu, dma, or deferred (pool::zeroing);
+    /// its time is added to the stall.
+    #[arg(long, default_value = "none", value_parser = parse_zero)]
+    pub zero: records::ZeroVariant,
     /// Also write the result (docs/design.md section 5, "source": "sim") to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -45,6 +49,11 @@ pub struct SimArgs {
     /// Print the wall time of loading, replaying and writing the report.
     #[arg(long)]
     pub timings: bool,
+}
+
+fn parse_zero(text: &str) -> Result<records::ZeroVariant, String> {
+    records::ZeroVariant::from_name(text)
+        .ok_or_else(|| format!("--zero {text}: want none, cpu, dma or deferred"))
 }
 
 pub(crate) fn parse_latency(text: &str) -> Result<LatencyModel, String> {
@@ -184,9 +193,12 @@ pub fn simulate(
     let outcomes = replay_all(
         &configs,
         || trace.events(),
-        |_| match args.latency {
-            Some(model) => ModelMover::with_latency(model),
-            None => ModelMover::instant(),
+        |_| {
+            let model = match args.latency {
+                Some(model) => ModelMover::with_latency(model),
+                None => ModelMover::instant(),
+            };
+            pool::zeroing::ZeroingMover::new(model, args.zero, Default::default())
         },
         || WallClock(Instant::now()),
         |index, record| {
@@ -209,9 +221,10 @@ pub fn simulate(
 /// `cargo xtask sim`.
 pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     println!(
-        "sim: pool {} (alignment {} B), mover {}",
+        "sim: pool {} (alignment {} B), zero {}, mover {}",
         mib(args.pool_size),
         args.alignment,
+        args.zero.name(),
         match args.latency {
             Some(m) => format!(
                 "modelled: {} ns setup + bytes at {} B/s, one engine",
@@ -254,6 +267,13 @@ pub fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_policy_names() {
+        assert_eq!(parse_zero("none"), Ok(records::ZeroVariant::None));
+        assert_eq!(parse_zero("deferred"), Ok(records::ZeroVariant::Deferred));
+        assert!(parse_zero("zva").is_err());
+    }
 
     #[test]
     fn latency_model() {

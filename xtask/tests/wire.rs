@@ -199,7 +199,7 @@ fn a_stream_of_the_old_protocol_is_refused_naming_both_versions() {
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
-        text(&o).contains("record protocol 4 is not this host's 5"),
+        text(&o).contains("record protocol 4 is not this host's 6"),
         "{}",
         text(&o)
     );

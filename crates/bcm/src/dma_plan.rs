@@ -211,6 +211,22 @@ impl Engine {
     pub fn plan(&self, transfer: Transfer) -> Result<Plan, PlanError> {
         Plan::new(transfer, self)
     }
+
+    /// The TI bits of a zero fill: [`ti`](Self::ti) with SRC_IGNORE set and
+    /// the source's increment and width cleared (nothing is read). The
+    /// datasheet (4.2.1.2) describes SRC_IGNORE as "do not perform source
+    /// reads"; QEMU's model then writes zeros. Whether silicon writes zeros
+    /// too is what the allocation bench's verification checks, every run.
+    pub fn fill_ti(&self, wide: bool) -> u32 {
+        let mut ti = TiWord::new(self.ti(wide));
+        ti.modify(TI::SRC_INC::CLEAR + TI::SRC_WIDTH::CLEAR + TI::SRC_IGNORE::SET);
+        ti.get()
+    }
+
+    /// Plans a zero fill of `len` bytes at `dest`; see [`Plan::fill`].
+    pub fn plan_fill(&self, dest: u64, len: u64) -> Result<Plan, PlanError> {
+        Plan::fill(dest, len, self)
+    }
 }
 
 /// Why a transfer cannot be planned. Nothing reaches the hardware when a plan
@@ -295,6 +311,8 @@ pub struct Plan {
     dest_bus: BusAddr,
     chunk: u64,
     ti: u32,
+    /// A zero fill (SRC_IGNORE): `transfer.src` is `dest` and never read.
+    fill: bool,
 }
 
 impl Plan {
@@ -342,7 +360,31 @@ impl Plan {
             dest_bus,
             chunk,
             ti: engine.ti(wide),
+            fill: false,
         })
+    }
+
+    /// Plans a zero fill of `len` bytes at `dest` (TI.SRC_IGNORE, see
+    /// [`Engine::fill_ti`]). The same checks as a copy, with the source set
+    /// to the destination (the engine ignores it; a valid bus address keeps
+    /// the block readable in a dump). No overlap can arise: nothing is read.
+    pub fn fill(dest: u64, len: u64, engine: &Engine) -> Result<Self, PlanError> {
+        let mut plan = Plan::new(
+            Transfer {
+                src: dest,
+                dest,
+                len,
+            },
+            engine,
+        )?;
+        plan.fill = true;
+        plan.ti = engine.fill_ti(engine.wide_for(dest, dest, len));
+        Ok(plan)
+    }
+
+    /// Whether the plan is a zero fill.
+    pub fn is_fill(&self) -> bool {
+        self.fill
     }
 
     /// The transfer this plan performs.
@@ -377,7 +419,7 @@ impl Plan {
 
     /// `true` when nothing has to be copied.
     pub fn is_noop(&self) -> bool {
-        self.transfer.len == 0 || self.transfer.src == self.transfer.dest
+        self.transfer.len == 0 || (!self.fill && self.transfer.src == self.transfer.dest)
     }
 
     /// The control blocks, first to run first.
@@ -961,5 +1003,48 @@ mod tests {
                 Err(PlanError::LengthNotMultipleOf4 { len })
             );
         }
+    }
+
+    #[test]
+    fn a_fill_ignores_its_source_and_tiles_the_range() {
+        for (kind, wide_writes) in [(LITE, true), (FULL, true), (FULL, false)] {
+            let engine = Engine {
+                kind,
+                max_block: kind.max_block(),
+                wide_writes,
+            };
+            let len = 3 << 20;
+            let p = engine.plan_fill(0x100_0000, len).unwrap();
+            assert!(p.is_fill() && !p.is_noop());
+            let t = TiWord::new(p.ti());
+            assert!(t.matches_all(TI::SRC_IGNORE::SET + TI::DEST_INC::SET + TI::WAIT_RESP::SET));
+            assert!(!t.is_set(TI::SRC_INC) && !t.is_set(TI::SRC_WIDTH));
+            assert_eq!(t.is_set(TI::DEST_WIDTH), kind != LITE && wide_writes);
+            let mut next = 0x100_0000;
+            for b in p.blocks() {
+                assert_eq!(phys(b.dest_ad), next);
+                assert!(b.txfr_len <= kind.max_block());
+                next += u64::from(b.txfr_len);
+            }
+            assert_eq!(next, 0x100_0000 + len);
+        }
+        // A copy plan never carries SRC_IGNORE, and a fill keeps the copy's refusals.
+        let copy = Engine::new(FULL).plan(Transfer {
+            src: 0,
+            dest: 4096,
+            len: 64,
+        });
+        assert!(!TiWord::new(copy.unwrap().ti()).is_set(TI::SRC_IGNORE));
+        assert_eq!(
+            Engine::new(FULL).plan_fill(0x1000, 6),
+            Err(PlanError::LengthNotMultipleOf4 { len: 6 })
+        );
+        assert_eq!(
+            Engine::new(FULL)
+                .plan_fill(0x1000, 0)
+                .unwrap()
+                .block_count(),
+            0
+        );
     }
 }

@@ -23,6 +23,7 @@ pub mod replay;
 pub mod scaling;
 pub mod stats;
 pub mod sweep;
+pub mod zeroing;
 
 pub use freeindex::FreeIndex;
 pub use pool::{

@@ -53,13 +53,22 @@ pub enum Command {
     /// seconds, default [`RUNNER_DEFAULT_WAIT_SECS`]) replay the embedded
     /// trace. What a card runs by default.
     Runner = 9,
+    /// The allocation bench (issue 13): create + destroy through the pool
+    /// core at 4 KiB to 32 MiB, with no zeroing, CPU zeroing, DMA zeroing and
+    /// deferred DMA zeroing, on an empty and a fragmented pool. Argument:
+    /// low 15 bits the calls per size (0: the default), bit 15 verify every
+    /// word (else a sample per page).
+    AllocBench = 10,
 }
+
+/// [`Command::AllocBench`]'s argument bit asking for every word verified.
+pub const ALLOC_BENCH_VERIFY_FULL: u16 = 1 << 15;
 
 /// The runner's wait for a host before it replays the embedded trace.
 pub const RUNNER_DEFAULT_WAIT_SECS: u16 = 30;
 
 /// Every command, in number order.
-pub const ALL_COMMANDS: [Command; 9] = [
+pub const ALL_COMMANDS: [Command; 10] = [
     Command::Replay,
     Command::BootChecks,
     Command::Panic,
@@ -69,6 +78,7 @@ pub const ALL_COMMANDS: [Command; 9] = [
     Command::Bringup,
     Command::UartIsolation,
     Command::Runner,
+    Command::AllocBench,
 ];
 
 impl Command {
@@ -94,6 +104,7 @@ impl Command {
             Command::Bringup => "bringup",
             Command::UartIsolation => "uart-isolation",
             Command::Runner => "runner",
+            Command::AllocBench => "alloc-bench",
         }
     }
 

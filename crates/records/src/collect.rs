@@ -74,6 +74,8 @@ pub struct Collector {
     pub checks: Vec<(String, bool, String)>,
     /// The bring-up check's measurements, if the stream had any.
     pub bringup: Option<Bringup>,
+    /// The allocation bench's rows, in stream order.
+    pub alloc_bench: Vec<crate::AllocBenchRow>,
     pub exit_code: Option<u32>,
     /// Marked by the host when the stream was cut off before `Finished`
     /// (`listen` seeing a new boot banner); the report says so.
@@ -172,6 +174,7 @@ impl Collector {
             | Record::Accepted { .. }
             | Record::Refused { .. } => {}
             Record::Lost { frames } => self.lost_frames = self.lost_frames.saturating_add(frames),
+            Record::AllocBench(row) => self.alloc_bench.push(row),
         }
         Ok(())
     }
@@ -182,6 +185,7 @@ impl Collector {
         self.trace.is_some()
             || !self.runs.is_empty()
             || self.bringup.is_some()
+            || !self.alloc_bench.is_empty()
             || !self.checks.is_empty()
     }
 
@@ -335,7 +339,7 @@ mod tests {
             })
             .unwrap_err()
             .to_string();
-        assert!(e.contains("record protocol 4 is not this host's 5"), "{e}");
+        assert!(e.contains("record protocol 4 is not this host's 6"), "{e}");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 extern crate alloc;
 
+pub mod alloc_bench;
 pub mod bringup;
 mod collect;
 pub mod conditions;
@@ -24,6 +25,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
+pub use alloc_bench::{AllocBenchRow, Background, NsPerCall, ZeroVariant};
 pub use bringup::{Bringup, BringupItem, BringupReport};
 pub use collect::{CollectError, Collector, RunDetail, Streams};
 pub use conditions::{Calibration, ClockCheck, RunConditions, RunFlag};
@@ -35,8 +37,9 @@ pub use platform::{MemRange, Platform, PlatformField, PlatformKey, UNAVAILABLE};
 /// result, bring-up records. 3: the runner's transfer records (Ready, Ack,
 /// Nak, Accepted, Refused). 4: every frame on the wire ends in a sequence
 /// number and a CRC-32 (`protocol::frame`); the host's `Lost` record.
-/// 5: `compactions_delayed` in every run's result.
-pub const PROTOCOL_VERSION: u16 = 5;
+/// 5: `compactions_delayed` in every run's result. 6: the allocation
+/// bench's `AllocBench` records (appended last).
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// Where the numbers of a report came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -286,6 +289,8 @@ pub enum Record {
     /// the sequence numbers). Kept in records.bin, so a report read again
     /// still says what was lost.
     Lost { frames: u64 },
+    /// One row of the allocation bench (`alloc-bench` mode).
+    AllocBench(AllocBenchRow),
 }
 
 impl Record {
@@ -311,6 +316,7 @@ impl Record {
             Record::Accepted { .. } => "Accepted",
             Record::Refused { .. } => "Refused",
             Record::Lost { .. } => "Lost",
+            Record::AllocBench(_) => "AllocBench",
         }
     }
 

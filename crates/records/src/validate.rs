@@ -24,6 +24,7 @@ pub fn record(record: &Record, pool_bytes: Option<u64>) -> Result<(), String> {
         Record::Sample { sample, .. } => self::sample(sample, pool_bytes),
         Record::Snapshot { snapshot, .. } => self::snapshot(snapshot, pool_bytes),
         Record::RunEnd { result, .. } => run_result(result),
+        Record::AllocBench(row) => row.validate().map_err(String::from),
         _ => Ok(()),
     }
 }

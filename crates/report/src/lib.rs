@@ -15,6 +15,7 @@
 //! [`table::render`] gives the terminal table, [`compare::render`] two results side by side.
 //! A bring-up stream gets its own table and directory ([`bringup`]).
 
+pub mod alloc_bench;
 pub mod bringup;
 pub mod charts;
 pub mod compare;

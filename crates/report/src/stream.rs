@@ -325,6 +325,13 @@ pub fn records_of(collector: &Collector) -> Vec<Record> {
             detail: detail.clone(),
         });
     }
+    out.extend(
+        collector
+            .alloc_bench
+            .iter()
+            .cloned()
+            .map(Record::AllocBench),
+    );
     if collector.lost_frames > 0 {
         out.push(Record::Lost {
             frames: collector.lost_frames,

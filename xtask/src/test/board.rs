@@ -191,6 +191,7 @@ fn simulate(path: &str, pool: u64) -> Result<Report> {
         pool_size: pool,
         alignment: 4096,
         latency: None,
+        zero: records::ZeroVariant::None,
         json: None,
         out: None,
         strict: false,

@@ -15,6 +15,7 @@ use protocol::exit_code;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
+mod alloc_bench;
 mod board;
 mod silicon;
 mod stops;
@@ -178,7 +179,8 @@ pub fn run(args: TestArgs) -> Result<ExitCode> {
     }
     // The board path: the runner on a pty, as a Pi on a serial line.
     type BoardTest = fn(&firmware::Built, Duration) -> Result<String>;
-    let board_tests: [(&str, BoardTest); 3] = [
+    let board_tests: [(&str, BoardTest); 4] = [
+        ("alloc-bench-short", alloc_bench::short),
         ("sdcard-image", board::sdcard_image),
         ("runner-push", board::runner_push),
         ("listen-reset", board::listen_reset),
