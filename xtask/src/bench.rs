@@ -19,7 +19,7 @@ use crate::size::parse_pool_size;
 use anyhow::{bail, Context, Result};
 use pool::model::ModelMover;
 use pool::parallel::replay_all;
-use pool::replay::{replay_modelled, Clock, RecordSink, ReplayConfig};
+use pool::replay::{replay_modelled, Clock, RecordSink, ReplayConfig, SimMover};
 use records::{Policy, Record, Timer};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -393,7 +393,7 @@ fn in_process(path: &Path, pool_bytes: u64) -> Result<u64> {
             replay_modelled(
                 &config,
                 trace.events(),
-                &mut ModelMover::instant(),
+                &mut SimMover::none(ModelMover::instant()),
                 &mut Discard,
                 &mut Wall(Instant::now()),
             )
@@ -405,7 +405,7 @@ fn in_process(path: &Path, pool_bytes: u64) -> Result<u64> {
             replay_modelled(
                 &config,
                 t.events(),
-                &mut ModelMover::instant(),
+                &mut SimMover::none(ModelMover::instant()),
                 &mut Discard,
                 &mut Wall(Instant::now()),
             )
@@ -432,7 +432,7 @@ fn in_process(path: &Path, pool_bytes: u64) -> Result<u64> {
         let outcomes = replay_all(
             &configs,
             || trace.events(),
-            |_| ModelMover::instant(),
+            |_| SimMover::none(ModelMover::instant()),
             || Wall(Instant::now()),
             |_, r| {
                 std::hint::black_box(r);

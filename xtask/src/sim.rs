@@ -198,7 +198,7 @@ pub fn simulate(
                 Some(model) => ModelMover::with_latency(model),
                 None => ModelMover::instant(),
             };
-            pool::zeroing::ZeroingMover::new(model, args.zero, Default::default())
+            pool::replay::SimMover::new(model, args.zero, Default::default())
         },
         || WallClock(Instant::now()),
         |index, record| {

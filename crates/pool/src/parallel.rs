@@ -3,8 +3,7 @@
 //! the cores by rayon. The trace is parsed once; every run reads the same
 //! events (`events` makes a fresh iterator over them for each run).
 
-use crate::model::ModelMover;
-use crate::replay::{replay_modelled, Clock, RecordSink, ReplayConfig, ReplayError};
+use crate::replay::{replay_modelled, Clock, RecordSink, ReplayConfig, ReplayError, SimMover};
 use rayon::prelude::*;
 use records::{Record, RunResult};
 use std::sync::mpsc;
@@ -66,7 +65,7 @@ pub fn replay_all<'t, E, MF, C, CF>(
 ) -> Vec<Result<RunResult, ReplayError>>
 where
     E: Fn() -> trace::binary::Events<'t> + Sync,
-    MF: Fn(&ReplayConfig) -> ModelMover + Sync,
+    MF: Fn(&ReplayConfig) -> SimMover + Sync,
     C: Clock,
     CF: Fn() -> C + Sync,
 {

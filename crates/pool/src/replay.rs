@@ -312,6 +312,9 @@ pub fn replay<M: MeasuredMover, S: RecordSink + ?Sized, C: Clock + ?Sized>(
     Ok(result)
 }
 
+/// The simulator's mover: the model, with the zeroing policy of `--zero`.
+pub type SimMover = crate::zeroing::ZeroingMover<crate::model::ModelMover>;
+
 /// [`replay`] of a binary trace with the simulator's modelled mover, as
 /// one function compiled in this crate: the simulator, the sweep and the
 /// bench call it from xtask, whose own code is built with the dev profile's
@@ -324,7 +327,7 @@ pub fn replay<M: MeasuredMover, S: RecordSink + ?Sized, C: Clock + ?Sized>(
 pub fn replay_modelled(
     config: &ReplayConfig,
     events: trace::binary::Events<'_>,
-    mover: &mut crate::model::ModelMover,
+    mover: &mut SimMover,
     sink: &mut dyn RecordSink,
     clock: &mut dyn Clock,
 ) -> Result<RunResult, ReplayError> {

@@ -84,6 +84,11 @@ pub struct ZeroingMover<M> {
 }
 
 impl<M> ZeroingMover<M> {
+    /// `inner` with no zeroing (the vc4 pool): exactly `inner`'s moves and summary.
+    pub fn none(inner: M) -> Self {
+        Self::new(inner, ZeroVariant::None, ZeroCosts::default())
+    }
+
     pub fn new(inner: M, policy: ZeroPolicy, costs: ZeroCosts) -> Self {
         ZeroingMover {
             inner,
@@ -208,6 +213,12 @@ impl<M: Mover> Mover for ZeroingMover<M> {
 
     fn wait(&mut self, ticket: Ticket) {
         self.inner.wait(ticket)
+    }
+
+    /// Zeroing is modelled as time, never as a move: moves complete as the
+    /// wrapped mover's do.
+    fn completes_at_submit(&self) -> bool {
+        self.inner.completes_at_submit()
     }
 }
 

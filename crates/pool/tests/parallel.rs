@@ -3,7 +3,7 @@
 
 use pool::model::ModelMover;
 use pool::parallel::replay_all;
-use pool::replay::{replay, Clock, RecordSink, ReplayConfig};
+use pool::replay::{replay, Clock, RecordSink, ReplayConfig, SimMover};
 use records::{Policy, Record, RunResult, Timer};
 use std::path::Path;
 
@@ -60,7 +60,7 @@ fn parallel_runs_equal_runs_one_by_one() {
     let outcomes = replay_all(
         &configs,
         || trace.events(),
-        |_| ModelMover::instant(),
+        |_| SimMover::none(ModelMover::instant()),
         || Still,
         |index, record| got[index].push(record),
     );
@@ -92,7 +92,7 @@ fn a_failing_run_reports_its_error_and_the_others_finish() {
     let outcomes = replay_all(
         &[good, bad],
         || trace.events(),
-        |_| ModelMover::instant(),
+        |_| SimMover::none(ModelMover::instant()),
         || Still,
         |_, _| {},
     );

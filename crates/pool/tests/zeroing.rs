@@ -25,8 +25,8 @@ impl Clock for Still {
 struct Keep(Vec<Record>);
 
 impl RecordSink for Keep {
-    fn record(&mut self, record: &Record) {
-        self.0.push(record.clone());
+    fn record(&mut self, record: Record) {
+        self.0.push(record);
     }
 }
 

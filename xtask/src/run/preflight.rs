@@ -9,7 +9,7 @@ use bcm::layout::{self, LayoutError};
 use object::{Object, ObjectSymbol};
 use pool::model::ModelMover;
 use pool::parallel::replay_all;
-use pool::replay::{Clock, ReplayConfig};
+use pool::replay::{Clock, ReplayConfig, SimMover};
 use records::{Policy, Timer};
 use std::ops::Range;
 use std::time::Duration;
@@ -203,7 +203,7 @@ fn simulate(trace: &trace::binary::BinaryTrace<'_>, pool_bytes: u64) -> Result<V
     let outcomes = replay_all(
         &configs,
         || trace.events(),
-        |_| ModelMover::instant(),
+        |_| SimMover::none(ModelMover::instant()),
         || Still,
         |_, _| {},
     );
