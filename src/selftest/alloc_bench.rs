@@ -32,6 +32,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::ops::Range;
 use pool::mover::{Location, Move, Mover, Ticket};
+use pool::ranges::{gaps, insert, subtract};
 use pool::{Policy, Pool, PoolConfig};
 use protocol::command::ALLOC_BENCH_VERIFY_FULL;
 use records::{AllocBenchRow, Background, NsPerCall, Record, ZeroVariant};
@@ -381,54 +382,6 @@ unsafe fn cpu_zero(at: u64, len: u64) {
             options(nostack),
         );
     }
-}
-
-/// Removes `cut` from the sorted, disjoint `ranges`.
-fn subtract(ranges: &mut Vec<Range<u64>>, cut: &Range<u64>) {
-    let mut out = Vec::with_capacity(ranges.len() + 1);
-    for r in ranges.drain(..) {
-        if r.end <= cut.start || r.start >= cut.end {
-            out.push(r);
-            continue;
-        }
-        if r.start < cut.start {
-            out.push(r.start..cut.start);
-        }
-        if cut.end < r.end {
-            out.push(cut.end..r.end);
-        }
-    }
-    *ranges = out;
-}
-
-/// Adds `add` to the sorted, disjoint `ranges`, merging neighbours.
-fn insert(ranges: &mut Vec<Range<u64>>, add: Range<u64>) {
-    let at = ranges.partition_point(|r| r.end < add.start);
-    let mut merged = add;
-    while at < ranges.len() && ranges[at].start <= merged.end {
-        let r = ranges.remove(at);
-        merged = r.start.min(merged.start)..r.end.max(merged.end);
-    }
-    ranges.insert(at, merged);
-}
-
-/// The parts of `want` not covered by `ranges`.
-fn gaps(ranges: &[Range<u64>], want: &Range<u64>) -> Vec<Range<u64>> {
-    let mut out = Vec::new();
-    let mut at = want.start;
-    for r in ranges
-        .iter()
-        .filter(|r| r.end > want.start && r.start < want.end)
-    {
-        if r.start > at {
-            out.push(at..r.start);
-        }
-        at = at.max(r.end);
-    }
-    if at < want.end {
-        out.push(at..want.end);
-    }
-    out
 }
 
 /// The bench's mover: moves of the background buffers are decisions only

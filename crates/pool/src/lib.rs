@@ -18,6 +18,7 @@ pub mod mover;
 #[cfg(feature = "std")]
 pub mod parallel;
 mod pool;
+pub mod ranges;
 pub mod replay;
 #[cfg(feature = "std")]
 pub mod scaling;

@@ -17,6 +17,7 @@
 //! engine); this is its model for whole traces.
 
 use crate::mover::{Location, Move, Mover, Ticket};
+use crate::ranges::{gaps, insert, subtract};
 use crate::replay::{MeasuredMover, MoverSummary};
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -243,51 +244,6 @@ impl<M: MeasuredMover> MeasuredMover for ZeroingMover<M> {
     }
 }
 
-fn subtract(ranges: &mut Vec<Range<u64>>, cut: &Range<u64>) {
-    let mut out = Vec::with_capacity(ranges.len() + 1);
-    for r in ranges.drain(..) {
-        if r.end <= cut.start || r.start >= cut.end {
-            out.push(r);
-            continue;
-        }
-        if r.start < cut.start {
-            out.push(r.start..cut.start);
-        }
-        if cut.end < r.end {
-            out.push(cut.end..r.end);
-        }
-    }
-    *ranges = out;
-}
-
-fn insert(ranges: &mut Vec<Range<u64>>, add: Range<u64>) {
-    let at = ranges.partition_point(|r| r.end < add.start);
-    let mut merged = add;
-    while at < ranges.len() && ranges[at].start <= merged.end {
-        let r = ranges.remove(at);
-        merged = r.start.min(merged.start)..r.end.max(merged.end);
-    }
-    ranges.insert(at, merged);
-}
-
-fn gaps(ranges: &[Range<u64>], want: &Range<u64>) -> Vec<Range<u64>> {
-    let mut out = Vec::new();
-    let mut at = want.start;
-    for r in ranges
-        .iter()
-        .filter(|r| r.end > want.start && r.start < want.end)
-    {
-        if r.start > at {
-            out.push(at..r.start);
-        }
-        at = at.max(r.end);
-    }
-    if at < want.end {
-        out.push(at..want.end);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,21 +264,6 @@ mod tests {
             size,
             at: Location::Pool { offset },
         }
-    }
-
-    #[test]
-    fn ranges_merge_split_and_gap() {
-        let mut r = Vec::new();
-        insert(&mut r, 0..10);
-        insert(&mut r, 20..30);
-        insert(&mut r, 10..20);
-        assert_eq!(r.len(), 1);
-        assert_eq!(r[0], 0..30);
-        subtract(&mut r, &(5..8));
-        assert_eq!(r, [0..5, 8..30]);
-        let g = gaps(&r, &(3..12));
-        assert_eq!((g.len(), g[0].clone()), (1, 5..8));
-        assert!(gaps(&r, &(10..30)).is_empty());
     }
 
     #[test]
