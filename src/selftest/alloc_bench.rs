@@ -481,14 +481,17 @@ impl<'a> BenchMover<'a> {
         Ok(())
     }
 
+    /// Whether the background fill in flight writes any of `range`.
+    fn fill_overlaps(&self, range: &Range<u64>) -> bool {
+        self.in_flight
+            .as_ref()
+            .is_some_and(|f| f.start < range.end && range.start < f.end)
+    }
+
     /// Deferred: `range` is about to be written by someone: no longer
     /// zero, and not to be zeroed later under its new owner's feet.
     fn claim(&mut self, range: &Range<u64>) -> Result<(), String> {
-        if self
-            .in_flight
-            .as_ref()
-            .is_some_and(|f| f.start < range.end && range.start < f.end)
-        {
+        if self.fill_overlaps(range) {
             self.waited += 1;
             self.pump(true)?;
             // `pump` may have started the next queued fill: check again.
@@ -515,11 +518,7 @@ impl<'a> BenchMover<'a> {
             ZeroVariant::Dma => self.dma_zero(&range)?,
             ZeroVariant::Deferred => {
                 self.pump(false)?;
-                if self
-                    .in_flight
-                    .as_ref()
-                    .is_some_and(|f| f.start < range.end && range.start < f.end)
-                {
+                if self.fill_overlaps(&range) {
                     self.waited += 1;
                     self.pump(true)?;
                 }
